@@ -1,0 +1,23 @@
+"""SDEdit image-to-image as four ComfyUI nodes, one module per step:
+
+encode.py (1) → add_noise.py (2) → denoise.py (3 and 4) → decode.py (5);
+sdedit_math.py holds the maths they share, free of any UI.
+"""
+from typing_extensions import override
+
+from comfy_api.latest import ComfyExtension, io
+
+from .add_noise import SDEditAddNoise
+from .decode import SDEditDecode
+from .denoise import SDEditSampler
+from .encode import SDEditEncode
+
+
+class SDEditExtension(ComfyExtension):
+    @override
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return [SDEditEncode, SDEditAddNoise, SDEditSampler, SDEditDecode]
+
+
+async def comfy_entrypoint() -> SDEditExtension:
+    return SDEditExtension()

@@ -1,0 +1,128 @@
+"""Steps 3 and 4: the U-Net predicts the noise in the noisy latent, conditioned on the prompt, and the
+sampler removes it; repeated for the steps that remain below the starting noise level."""
+import logging
+
+import comfy.model_management
+import comfy.samplers
+import comfy.utils
+import latent_preview
+import torch
+from comfy_api.latest import io
+
+from . import latent_info
+from .encode import CATEGORY
+from .errors import check_latent_channels
+from .sdedit_math import STEP_MODES, sdedit_sigmas
+
+NODE = "SDEdit 3 · Denoise"
+
+
+class ContinueFromNoisyLatent(comfy.samplers.KSAMPLER):
+    """One of the host's samplers, started from the noisy latent it is given.
+
+    The host's KSAMPLER.sample first noises a clean latent itself; SDEdit's latent is noised already
+    (by Add Noise, possibly edited since), so this runs the same sampler function on it as it is.
+    """
+
+    @classmethod
+    def of(cls, sampler_name: str) -> "ContinueFromNoisyLatent":
+        host = comfy.samplers.sampler_object(sampler_name)
+        if not isinstance(host, comfy.samplers.KSAMPLER):
+            raise ValueError(f"{NODE}: sampler_name '{sampler_name}' is not a k-diffusion sampler; "
+                             "pick one of the host's built-in samplers.")
+        return cls(host.sampler_function, host.extra_options, host.inpaint_options)
+
+    def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None,
+               denoise_mask=None, disable_pbar=False):
+        extra_args["denoise_mask"] = None
+        model_k = comfy.samplers.KSamplerX0Inpaint(model_wrap, sigmas)
+        total_steps = len(sigmas) - 1
+        k_callback = None
+        if callback is not None:
+            k_callback = lambda d: callback(d["i"], d["denoised"], d["x"], total_steps)  # noqa: E731
+        x = self.sampler_function(model_k, latent_image, sigmas, extra_args=extra_args,
+                                  callback=k_callback, disable=disable_pbar, **self.extra_options)
+        return model_wrap.inner_model.model_sampling.inverse_noise_scaling(sigmas[-1], x)
+
+
+def progress_callback(model, steps: int):
+    """The host's progress bar and latent previews, plus a Cancel check after every step."""
+    preview = latent_preview.prepare_callback(model, steps)
+
+    def callback(step, x0, x, total_steps):
+        preview(step, x0, x, total_steps)
+        comfy.model_management.throw_exception_if_processing_interrupted()
+    return callback
+
+
+def denoise(model, positive, negative, cfg: float, sampler_name: str, sigmas: torch.Tensor,
+            noisy_latent: torch.Tensor, seed: int) -> torch.Tensor:
+    """Runs the host's CFG guider and sampler over `sigmas`, from `noisy_latent` (VAE space) on."""
+    guider = comfy.samplers.CFGGuider(model)
+    guider.set_conds(positive, negative)
+    guider.set_cfg(cfg)
+    # The guider wants a noise tensor for conditioning shapes; the noise itself is already in the latent.
+    noise = torch.zeros_like(noisy_latent)
+    samples = guider.sample(noise, noisy_latent, ContinueFromNoisyLatent.of(sampler_name), sigmas,
+                            callback=progress_callback(model, len(sigmas) - 1),
+                            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    return samples.to(comfy.model_management.intermediate_device())
+
+
+class SDEditSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="SDEditSampler",
+            display_name=NODE,
+            category=CATEGORY,
+            description="Steps 3 and 4 of image-to-image: denoises the noisy latent from its noise level "
+                        "down to a clean latent, guided by the prompt, with any of the host's samplers "
+                        "and schedulers.",
+            inputs=[
+                io.Model.Input("model", tooltip="The diffusion model; the same one given to Add Noise."),
+                io.Conditioning.Input("positive", tooltip="What the result should show (CLIP Text Encode)."),
+                io.Conditioning.Input("negative", tooltip="What the result should avoid."),
+                io.Latent.Input("noisy_latent", tooltip="The output of SDEdit 2 · Add Noise."),
+                io.Int.Input("steps", default=20, min=1, max=10000,
+                             tooltip="Steps of the full schedule; see step_mode for how many run."),
+                io.Float.Input("cfg", default=7.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                               tooltip="Classifier-free guidance scale: how strongly the prompt steers."),
+                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS,
+                               tooltip="The host's sampling algorithm."),
+                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS,
+                               tooltip="The host's schedule of noise levels."),
+                io.Combo.Input("step_mode", options=list(STEP_MODES), default="proportional",
+                               tooltip="proportional: runs round(strength x steps) steps, the tail of the "
+                                       "steps-step schedule (A1111, diffusers). all: runs all steps from the "
+                                       "starting noise level (ComfyUI's denoise)."),
+            ],
+            outputs=[
+                io.Latent.Output("latent", display_name="latent",
+                                 tooltip="The denoised latent: connect it to SDEdit 4 · Decode."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, noisy_latent, steps, cfg, sampler_name, scheduler,
+                step_mode) -> io.NodeOutput:
+        info = latent_info.read(noisy_latent)
+        if info is None:
+            raise ValueError(f"{NODE}: input 'noisy_latent' carries no SDEdit noise level. Connect it from "
+                             "an 'SDEdit 2 · Add Noise' node (Encode → Add Noise → Denoise).")
+        samples = noisy_latent["samples"]
+        check_latent_channels(NODE, "noisy_latent", samples, model)
+        out = latent_info.strip(noisy_latent)
+        if info.sigma <= 0.0:  # strength 0: nothing to remove, and no reason to load the model
+            return io.NodeOutput(out)
+        model_sampling = model.get_model_object("model_sampling")
+        if info.sigma > float(model_sampling.sigma_max) * 1.001:
+            raise ValueError(f"{NODE}: input 'noisy_latent' was noised to sigma {info.sigma:.4g}, above this "
+                             f"model's maximum {float(model_sampling.sigma_max):.4g}. Connect the same MODEL "
+                             "to Add Noise and Denoise.")
+        if "noise_mask" in noisy_latent:
+            logging.warning("%s: the latent's noise_mask is ignored; SDEdit denoises the whole latent.", NODE)
+        sigmas = sdedit_sigmas(model_sampling, scheduler, steps, info.strength, info.sigma, step_mode,
+                               sampler_name in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS)
+        out["samples"] = denoise(model, positive, negative, cfg, sampler_name, sigmas, samples, info.seed)
+        return io.NodeOutput(out)
