@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Sets up a development environment for this pack:
+#   1. finds ComfyUI: $COMFYUI_PATH, else ~/comfy/ComfyUI, else clones the pinned release there;
+#   2. makes a virtual environment ($SDEDIT_VENV, default .venv) with ComfyUI's requirements and the
+#      pinned torch/torchvision pair of scripts/constraints.txt, plus requirements-dev.txt;
+#   3. links this repo into ComfyUI's custom_nodes as sdedit-img2img.
+# Re-running it is quick: the install is skipped while its inputs are unchanged.
+# Prints the two paths on its last lines: COMFYUI_PATH=... and VENV=...
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+comfy_release=v0.3.64
+comfy_url=https://github.com/comfyanonymous/ComfyUI.git
+venv=${SDEDIT_VENV:-$repo/.venv}
+python=${PYTHON:-python3}
+pack_name=sdedit-img2img
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# --- 1. ComfyUI -----------------------------------------------------------------------------------
+if [ -n "${COMFYUI_PATH:-}" ]; then
+  comfy=$COMFYUI_PATH
+  [ -f "$comfy/main.py" ] && [ -d "$comfy/comfy" ] ||
+    die "COMFYUI_PATH=$comfy is not a ComfyUI checkout (no main.py and comfy/ there). Point it at one."
+elif [ -f "$HOME/comfy/ComfyUI/main.py" ]; then
+  comfy=$HOME/comfy/ComfyUI
+else
+  comfy=$HOME/comfy/ComfyUI
+  say "ComfyUI not found; cloning $comfy_release into $comfy"
+  mkdir -p "$(dirname "$comfy")"
+  if ! git clone --quiet --depth 1 --branch "$comfy_release" "$comfy_url" "$comfy"; then
+    rm -rf "$comfy"
+    die "could not clone ComfyUI (no network?). Get ComfyUI $comfy_release or newer by other means
+        (git clone, comfy-cli, a copy) and run again with COMFYUI_PATH=/path/to/ComfyUI."
+  fi
+fi
+comfy=$(cd "$comfy" && pwd)
+version=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$comfy/comfyui_version.py" 2>/dev/null || true)
+"$python" - "$version" <<'PY' || die "ComfyUI at $comfy is version '${version:-unknown}'; this pack needs 0.3.64 or newer."
+import sys
+v = tuple(int(p) for p in sys.argv[1].split(".")[:3] if p.isdigit())
+sys.exit(0 if len(v) == 3 and v >= (0, 3, 64) else 1)
+PY
+say "ComfyUI $version at $comfy"
+
+# --- 2. virtual environment -----------------------------------------------------------------------
+# ComfyUI's requirements minus the torch family, which the constraints pin (torchaudio: see there).
+reqs=$(mktemp)
+trap 'rm -f "$reqs"' EXIT
+grep -v -E '^\s*(torch|torchvision|torchaudio)\s*$' "$comfy/requirements.txt" > "$reqs"
+stamp_now=$(cat "$reqs" "$repo/scripts/constraints.txt" "$repo/requirements.txt" "$repo/requirements-dev.txt" \
+            | sha256sum | cut -c1-16)
+stamp_file=$venv/.sdedit-setup
+if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp_now" ]; then
+  say "virtual environment up to date: $venv"
+else
+  [ -x "$venv/bin/python" ] || { say "creating $venv"; "$python" -m venv "$venv"; }
+  say "installing ComfyUI's requirements and torch (a few GB the first time)"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -c "$repo/scripts/constraints.txt" torch torchvision \
+    -r "$reqs" -r "$repo/requirements.txt" -r "$repo/requirements-dev.txt" ||
+    die "pip install failed (see above). With no access to the package index, install the same packages
+        into $venv by other means, or point SDEDIT_VENV at an environment that has them."
+  echo "$stamp_now" > "$stamp_file"
+fi
+
+# --- 3. the pack in custom_nodes ------------------------------------------------------------------
+link=$comfy/custom_nodes/$pack_name
+if [ -L "$link" ]; then
+  [ "$(readlink -f "$link")" = "$repo" ] || { say "re-pointing $link to $repo"; ln -sfn "$repo" "$link"; }
+elif [ -e "$link" ]; then
+  say "warning: $link exists and is not a link; left as it is (this checkout is not installed there)"
+else
+  mkdir -p "$comfy/custom_nodes"
+  ln -s "$repo" "$link"
+  say "linked $link -> $repo"
+fi
+
+echo "COMFYUI_PATH=$comfy"
+echo "VENV=$venv"
