@@ -43,6 +43,14 @@ def _load_pack():
 _load_pack()
 
 
+@pytest.fixture(autouse=True)
+def inference_mode():
+    """Nodes run under inference mode in the host's executor; so do they here."""
+    import torch
+    with torch.inference_mode():
+        yield
+
+
 @pytest.fixture(scope="session")
 def checkpoint_path() -> pathlib.Path:
     """The small random-weight SD1.5 checkpoint, built once and cached between runs."""
