@@ -1,0 +1,139 @@
+"""Runs a real ComfyUI server (main.py --cpu) on a free loopback port, in a workspace of its own.
+
+Used by the end-to-end tests and by scripts/img2img.py. The workspace (--base-directory) holds the
+custom_nodes, models, input and output folders, so a run never touches the user's own ComfyUI folders.
+Standard library only.
+"""
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+PACK_NAME = "sdedit-img2img"
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def prepare_workspace(base: pathlib.Path, checkpoint: pathlib.Path, images=()) -> pathlib.Path:
+    """Lays out a --base-directory: this pack in custom_nodes, `checkpoint` in models, `images` in input."""
+    for sub in ("custom_nodes", "models/checkpoints", "input", "output", "user"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    _link(base / "custom_nodes" / PACK_NAME, REPO)
+    _link(base / "models" / "checkpoints" / checkpoint.name, checkpoint.resolve())
+    for image in images:
+        shutil.copyfile(image, base / "input" / pathlib.Path(image).name)
+    return base
+
+
+def _link(link: pathlib.Path, target: pathlib.Path) -> None:
+    if link.is_symlink():
+        link.unlink()
+    link.symlink_to(target, target_is_directory=target.is_dir())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ComfyServer:
+    def __init__(self, comfyui: pathlib.Path, base: pathlib.Path, python: str = sys.executable,
+                 extra_args=("--preview-method", "latent2rgb")):
+        self.comfyui, self.base, self.python = pathlib.Path(comfyui), pathlib.Path(base), python
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.base / "comfyui.log"
+        self.extra_args = list(extra_args)
+        self.process = None
+
+    def __enter__(self):
+        log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(
+            [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+             "--base-directory", str(self.base), *self.extra_args],
+            cwd=self.comfyui, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        self._wait_ready(timeout=300)
+        return self
+
+    def __exit__(self, *exc):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"ComfyUI exited during start-up; its log:\n{self.log[-4000:]}")
+            try:
+                self.get("/system_stats")
+                return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.5)
+        raise TimeoutError(f"ComfyUI did not answer within {timeout} s; its log:\n{self.log[-4000:]}")
+
+    def request(self, method: str, path: str, body=None):
+        """(HTTP status, parsed JSON or raw bytes)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw
+
+    def get(self, path: str):
+        status, payload = self.request("GET", path)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: HTTP {status}: {payload!r}")
+        return payload
+
+    def queue(self, prompt: dict):
+        """POSTs an API-format workflow to /prompt: (HTTP status, response)."""
+        return self.request("POST", "/prompt", {"prompt": prompt})
+
+    def wait(self, prompt_id: str, timeout: float = 600) -> dict:
+        """The /history entry of a finished prompt (completed or failed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            history = self.get(f"/history/{prompt_id}")
+            entry = history.get(prompt_id)
+            if entry and entry.get("status", {}).get("completed") is not None and (
+                    entry["status"]["status_str"] in ("success", "error")):
+                return entry
+            if not self.alive():
+                raise RuntimeError(f"ComfyUI died while running the prompt; its log:\n{self.log[-4000:]}")
+            time.sleep(0.25)
+        raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout} s")
+
+    def saved_images(self, entry: dict) -> list[pathlib.Path]:
+        """Files that SaveImage nodes wrote for a /history entry."""
+        out = []
+        for node_output in entry.get("outputs", {}).values():
+            for image in node_output.get("images", []):
+                if image.get("type") == "output":
+                    out.append(self.base / "output" / image.get("subfolder", "") / image["filename"])
+        return out
