@@ -10,7 +10,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 comfy_release=v0.3.64
-comfy_url=https://github.com/comfyanonymous/ComfyUI.git
+comfy_url=${COMFYUI_GIT_URL:-https://github.com/comfyanonymous/ComfyUI.git}
 venv=${SDEDIT_VENV:-$repo/.venv}
 python=${PYTHON:-python3}
 pack_name=sdedit-img2img

@@ -1,0 +1,65 @@
+"""scripts/setup.sh: finds ComfyUI or says what to do, and never overwrites what the user made."""
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+from conftest import COMFYUI, REPO
+
+SETUP = REPO / "scripts" / "setup.sh"
+
+
+def run_setup(env_overrides, home):
+    env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
+    env.update(HOME=str(home), SDEDIT_VENV=sys.prefix, **env_overrides)
+    return subprocess.run(["bash", str(SETUP)], env=env, capture_output=True, text=True, timeout=600)
+
+
+def fake_comfyui(root: pathlib.Path, version="0.3.64") -> pathlib.Path:
+    """Just enough of a ComfyUI checkout for setup.sh: its real requirements, so the venv is current."""
+    (root / "comfy").mkdir(parents=True)
+    (root / "main.py").write_text("")
+    (root / "comfyui_version.py").write_text(f'__version__ = "{version}"\n')
+    shutil.copyfile(COMFYUI / "requirements.txt", root / "requirements.txt")
+    return root
+
+
+def test_a_wrong_comfyui_path_is_refused_with_the_fix(tmp_path):
+    result = run_setup({"COMFYUI_PATH": str(tmp_path)}, tmp_path)
+    assert result.returncode == 1
+    assert "COMFYUI_PATH" in result.stderr and "not a ComfyUI checkout" in result.stderr
+
+
+def test_without_comfyui_or_network_it_says_what_to_do_and_leaves_nothing_half_made(tmp_path):
+    result = run_setup({"COMFYUI_GIT_URL": f"file://{tmp_path}/no-such-repo"}, tmp_path)
+    assert result.returncode == 1
+    assert "could not clone ComfyUI" in result.stderr and "COMFYUI_PATH=" in result.stderr
+    assert not (tmp_path / "comfy" / "ComfyUI").exists()
+
+
+def test_an_old_comfyui_is_refused(tmp_path):
+    result = run_setup({"COMFYUI_PATH": str(fake_comfyui(tmp_path / "ComfyUI", "0.3.10"))}, tmp_path)
+    assert result.returncode == 1 and "0.3.64 or newer" in result.stderr
+
+
+def test_links_the_pack_and_is_quick_to_rerun(tmp_path):
+    comfy = fake_comfyui(tmp_path / "ComfyUI")
+    first = run_setup({"COMFYUI_PATH": str(comfy)}, tmp_path)
+    assert first.returncode == 0, first.stderr
+    link = comfy / "custom_nodes" / "sdedit-img2img"
+    assert link.is_symlink() and link.resolve() == REPO
+    assert f"COMFYUI_PATH={comfy}" in first.stdout
+    again = run_setup({"COMFYUI_PATH": str(comfy)}, tmp_path)
+    assert again.returncode == 0 and "up to date" in again.stderr
+
+
+def test_a_folder_the_user_made_in_custom_nodes_is_left_alone(tmp_path):
+    comfy = fake_comfyui(tmp_path / "ComfyUI")
+    mine = comfy / "custom_nodes" / "sdedit-img2img"
+    mine.mkdir(parents=True)
+    (mine / "my_notes.txt").write_text("keep me")
+    result = run_setup({"COMFYUI_PATH": str(comfy)}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not mine.is_symlink() and (mine / "my_notes.txt").read_text() == "keep me"
+    assert "left as it is" in result.stderr
