@@ -3,8 +3,7 @@ import comfy.sample
 from comfy_api.latest import io
 
 from . import latent_info
-from .encode import CATEGORY
-from .errors import check_latent_channels
+from .common import CATEGORY, check_latent_channels
 from .sdedit_math import add_noise, start_sigma
 
 NODE = "SDEdit 2 · Add Noise"

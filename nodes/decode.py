@@ -1,7 +1,7 @@
 """Step 5: the VAE decodes the final latent to an image."""
 from comfy_api.latest import io
 
-from .encode import CATEGORY
+from .common import CATEGORY
 
 
 class SDEditDecode(io.ComfyNode):

@@ -10,8 +10,7 @@ import torch
 from comfy_api.latest import io
 
 from . import latent_info
-from .encode import CATEGORY
-from .errors import check_latent_channels
+from .common import CATEGORY, check_latent_channels
 from .sdedit_math import STEP_MODES, sdedit_sigmas
 
 NODE = "SDEdit 3 · Denoise"

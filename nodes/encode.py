@@ -1,7 +1,7 @@
 """Step 1: the VAE encodes the image to a latent."""
 from comfy_api.latest import io
 
-CATEGORY = "SDEdit"
+from .common import CATEGORY
 
 
 class SDEditEncode(io.ComfyNode):

@@ -1,7 +1,10 @@
-"""Checks whose messages name the input at fault and the fix."""
+"""What the four nodes share: their menu category and the check on latent channels."""
+
+CATEGORY = "SDEdit"
 
 
 def check_latent_channels(node: str, input_name: str, samples, model) -> None:
+    """A clear error, naming the input and the fix, when a latent does not fit the model."""
     expected = model.get_model_object("latent_format").latent_channels
     if samples.ndim < 2 or samples.shape[1] != expected:
         got = samples.shape[1] if samples.ndim >= 2 else "no"
