@@ -11,6 +11,7 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PACK = "sdedit_img2img"
+SAMPLE_IMAGE = REPO / "example_workflows" / "input" / "sdedit_example.png"
 
 
 def comfyui_path() -> pathlib.Path:
@@ -65,3 +66,12 @@ def sd15(checkpoint_path):
     import nodes
     folder_paths.add_model_folder_path("checkpoints", str(checkpoint_path.parent), is_default=True)
     return nodes.CheckpointLoaderSimple().load_checkpoint(checkpoint_path.name)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, checkpoint_path):
+    """A real `main.py --cpu` server with the pack installed, in a workspace of its own (one per test module)."""
+    from comfy_server import ComfyServer, prepare_workspace
+    base = prepare_workspace(tmp_path_factory.mktemp("comfyui"), checkpoint_path, [SAMPLE_IMAGE])
+    with ComfyServer(COMFYUI, base) as running:
+        yield running

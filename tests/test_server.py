@@ -4,21 +4,12 @@ import json
 
 import numpy as np
 import pytest
-from comfy_server import ComfyServer, prepare_workspace
-from conftest import COMFYUI, REPO
+from conftest import REPO, SAMPLE_IMAGE
 from PIL import Image
 
 API_WORKFLOW = REPO / "example_workflows" / "api" / "sdedit_img2img.json"
 UI_WORKFLOW = REPO / "example_workflows" / "sdedit_img2img.json"
-SAMPLE_IMAGE = REPO / "example_workflows" / "input" / "sdedit_example.png"
 NODE_IDS = ["SDEditEncode", "SDEditAddNoise", "SDEditSampler", "SDEditDecode"]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, checkpoint_path):
-    base = prepare_workspace(tmp_path_factory.mktemp("comfyui"), checkpoint_path, [SAMPLE_IMAGE])
-    with ComfyServer(COMFYUI, base) as running:
-        yield running
 
 
 @pytest.fixture
