@@ -12,6 +12,8 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PACK = "sdedit_img2img"
 SAMPLE_IMAGE = REPO / "example_workflows" / "input" / "sdedit_example.png"
+UI_WORKFLOW = REPO / "example_workflows" / "sdedit_img2img.json"
+API_WORKFLOW = REPO / "example_workflows" / "api" / "sdedit_img2img.json"
 
 
 def comfyui_path() -> pathlib.Path:

@@ -13,10 +13,8 @@ import pathlib
 import re
 
 import pytest
-from conftest import REPO
+from conftest import API_WORKFLOW, UI_WORKFLOW
 
-UI_WORKFLOW = REPO / "example_workflows" / "sdedit_img2img.json"
-API_WORKFLOW = REPO / "example_workflows" / "api" / "sdedit_img2img.json"
 TEMPLATE_MODULE, TEMPLATE = "sdedit-img2img", "sdedit_img2img"
 TEMPLATE_URL = f"/api/workflow_templates/{TEMPLATE_MODULE}/{TEMPLATE}.json"
 CHROMIUM = pathlib.Path("/usr/bin/chromium")

@@ -4,11 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import REPO, SAMPLE_IMAGE
+from conftest import API_WORKFLOW, UI_WORKFLOW, SAMPLE_IMAGE
 from PIL import Image
 
-API_WORKFLOW = REPO / "example_workflows" / "api" / "sdedit_img2img.json"
-UI_WORKFLOW = REPO / "example_workflows" / "sdedit_img2img.json"
 NODE_IDS = ["SDEditEncode", "SDEditAddNoise", "SDEditSampler", "SDEditDecode"]
 
 
