@@ -5,9 +5,8 @@ sdedit_math.py holds the maths they share, free of any UI.
 """
 from typing_extensions import override
 
-from comfy_api.latest import ComfyExtension, io
-
 from .add_noise import SDEditAddNoise
+from .common import ComfyExtension, io
 from .decode import SDEditDecode
 from .denoise import SDEditSampler
 from .encode import SDEditEncode

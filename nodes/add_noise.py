@@ -1,9 +1,8 @@
 """Step 2: noise is added to the latent; the strength sets how much."""
 import comfy.sample
-from comfy_api.latest import io
 
 from . import latent_info
-from .common import CATEGORY, check_latent_channels
+from .common import CATEGORY, check_latent_channels, io
 from .sdedit_math import add_noise, start_sigma
 
 NODE = "SDEdit 2 · Add Noise"

@@ -1,4 +1,8 @@
-"""What the four nodes share: their menu category and the check on latent channels."""
+"""What the nodes share: the host's node API, their menu category and the check on latent channels."""
+try:  # the host's dated node API; `latest` is marked unstable and may change under us
+    from comfy_api.v0_0_2 import ComfyExtension, io
+except ImportError:  # releases without the dated alias
+    from comfy_api.latest import ComfyExtension, io
 
 CATEGORY = "SDEdit"
 

@@ -1,7 +1,6 @@
 """Step 5: the VAE decodes the final latent to an image."""
-from comfy_api.latest import io
 
-from .common import CATEGORY
+from .common import CATEGORY, io
 
 
 class SDEditDecode(io.ComfyNode):

@@ -7,10 +7,9 @@ import comfy.samplers
 import comfy.utils
 import latent_preview
 import torch
-from comfy_api.latest import io
 
 from . import latent_info
-from .common import CATEGORY, check_latent_channels
+from .common import CATEGORY, check_latent_channels, io
 from .sdedit_math import STEP_MODES, sdedit_sigmas
 
 NODE = "SDEdit 3 · Denoise"

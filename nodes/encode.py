@@ -1,7 +1,6 @@
 """Step 1: the VAE encodes the image to a latent."""
-from comfy_api.latest import io
 
-from .common import CATEGORY
+from .common import CATEGORY, io
 
 
 class SDEditEncode(io.ComfyNode):
