@@ -4,6 +4,8 @@ try:  # the host's dated node API; `latest` is marked unstable and may change un
 except ImportError:  # releases without the dated alias
     from comfy_api.latest import ComfyExtension, io
 
+__all__ = ["CATEGORY", "ComfyExtension", "check_latent_channels", "io"]
+
 CATEGORY = "SDEdit"
 
 

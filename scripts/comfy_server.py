@@ -5,7 +5,6 @@ custom_nodes, models, input and output folders, so a run never touches the user'
 Standard library only.
 """
 import json
-import os
 import pathlib
 import shutil
 import socket

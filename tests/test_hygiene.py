@@ -1,0 +1,50 @@
+"""The pack's own code stays free of what the Comfy Registry's scan flags: checked with ruff.toml's rules,
+and the rules are shown to bite on a probe module placed among the pack's nodes."""
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RUFF = shutil.which("ruff", path=str(pathlib.Path(sys.executable).parent))
+
+
+def ruff(*paths, cwd=REPO):
+    assert RUFF, "ruff is missing from the test environment: install requirements-dev.txt"
+    return subprocess.run([RUFF, "check", "--output-format", "concise", "--no-cache", *map(str, paths)],
+                          cwd=cwd, capture_output=True, text=True)
+
+
+def test_pack_passes_the_security_rules():
+    result = ruff("nodes", "__init__.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("line, rule", [
+    ('eval("1 + 1")', "S307"),
+    ('exec("x = 1")', "S102"),
+    ("import subprocess", "TID251"),
+    ("import urllib.request", "TID251"),
+    ("import socket", "TID251"),
+    ("import pickle", "TID251"),
+    ("from aiohttp import ClientSession", "TID251"),
+])
+def test_rules_flag_what_the_pack_must_not_do(tmp_path, line, rule):
+    # A copy of the config and a probe module in a nodes/ folder, so the per-file rules of the pack apply.
+    shutil.copy(REPO / "ruff.toml", tmp_path / "ruff.toml")
+    (tmp_path / "nodes").mkdir()
+    (tmp_path / "nodes" / "probe.py").write_text(line + "\n")
+    result = ruff("nodes", cwd=tmp_path)
+    assert rule in result.stdout, result.stdout + result.stderr
+
+
+def test_js_talks_only_to_the_local_server():
+    """fetch/XMLHttpRequest/WebSocket/import in js/ may only use relative or same-origin URLs."""
+    absolute = re.compile(r"""(fetch|XMLHttpRequest|WebSocket|EventSource|import)\s*\(?\s*[`'"](https?:|wss?:)?//""")
+    offenders = [f"{path.relative_to(REPO)}: {line.strip()}"
+                 for path in REPO.glob("js/**/*.js")
+                 for line in path.read_text().splitlines() if absolute.search(line)]
+    assert not offenders, offenders
