@@ -242,8 +242,6 @@ def test_sweep_tiles_are_the_four_nodes_chain_with_labels_and_faithful_metrics(m
     assert not torch.equal(bands[0], bands[1]) and not torch.equal(bands[1], bands[2])
     # The gaps between tiles are plain white.
     assert (grid[0, :, W + GAP:W + 2 * GAP] == 1.0).all()
-    # Faithfulness falls as strength rises (the VAE round trip alone at 0).
-    assert float(rows[0][2]) > float(rows[2][2]) and float(rows[0][3]) < float(rows[2][3])
     # Progress: the host's bar over the strengths ends at 3 of 3 (the Denoise steps report in between).
     assert (3, 3) in events and events[-1] == (3, 3)
 
