@@ -329,7 +329,8 @@ def sweep_workflows() -> tuple[dict, dict]:
               "class_type": "SDEditStrengthSweep", "_meta": {"title": "SDEdit · Strength Sweep"}},
         "6": {"inputs": {"filename_prefix": "sdedit/strength_sweep", "images": ["5", 0]}, "class_type": "SaveImage",
               "_meta": {"title": "Save Image"}},
-        "7": {"inputs": {"source": ["5", 1]}, "class_type": "PreviewAny",
+        # The frontend sends Preview Any's display widget too (empty); the server ignores it.
+        "7": {"inputs": {"preview": "", "source": ["5", 1]}, "class_type": "PreviewAny",
               "_meta": {"title": "Preview Any (the strength table)"}},
     }
     return ui, api
