@@ -1,7 +1,8 @@
 """SDEdit image-to-image as four ComfyUI nodes, one module per step:
 
 encode.py (1) → add_noise.py (2) → denoise.py (3 and 4) → decode.py (5);
-sdedit_math.py holds the maths they share, free of any UI.
+sdedit_math.py holds the maths they share, free of any UI; sweep.py runs the four at several
+strengths side by side (its arithmetic in sweep_math.py).
 """
 import sys
 
@@ -13,12 +14,13 @@ from .common import ComfyExtension, io
 from .decode import SDEditDecode
 from .denoise import SDEditSampler
 from .encode import SDEditEncode
+from .sweep import SDEditStrengthSweep
 
 
 class SDEditExtension(ComfyExtension):
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [SDEditEncode, SDEditAddNoise, SDEditSampler, SDEditDecode]
+        return [SDEditEncode, SDEditAddNoise, SDEditSampler, SDEditDecode, SDEditStrengthSweep]
 
 
 async def comfy_entrypoint() -> SDEditExtension:

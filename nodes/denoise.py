@@ -43,28 +43,36 @@ class ContinueFromNoisyLatent(comfy.samplers.KSAMPLER):
         return model_wrap.inner_model.model_sampling.inverse_noise_scaling(sigmas[-1], x)
 
 
-def progress_callback(model, steps: int):
-    """The host's progress bar and latent previews, plus a Cancel check after every step."""
+def progress_callback(model, steps: int, trajectory: list):
+    """The host's progress bar and latent previews, plus a Cancel check after every step; appends each
+    step's prediction of the clean latent (model space) to `trajectory`."""
     preview = latent_preview.prepare_callback(model, steps)
 
     def callback(step, x0, x, total_steps):
+        trajectory.append(x0.to(comfy.model_management.intermediate_device(), torch.float32, copy=True))
         preview(step, x0, x, total_steps)
         comfy.model_management.throw_exception_if_processing_interrupted()
     return callback
 
 
 def denoise(model, positive, negative, cfg: float, sampler_name: str, sigmas: torch.Tensor,
-            noisy_latent: torch.Tensor, seed: int) -> torch.Tensor:
-    """Runs the host's CFG guider and sampler over `sigmas`, from `noisy_latent` (VAE space) on."""
+            noisy_latent: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Runs the host's CFG guider and sampler over `sigmas`, from `noisy_latent` (VAE space) on.
+
+    Returns the denoised latent and the trajectory: the model's clean-latent prediction at every step,
+    in VAE space like the result, step-major (entry s * batch + b is step s of image b)."""
     guider = comfy.samplers.CFGGuider(model)
     guider.set_conds(positive, negative)
     guider.set_cfg(cfg)
     # The guider wants a noise tensor for conditioning shapes; the noise itself is already in the latent.
     noise = torch.zeros_like(noisy_latent)
+    predictions = []
     samples = guider.sample(noise, noisy_latent, ContinueFromNoisyLatent.of(sampler_name), sigmas,
-                            callback=progress_callback(model, len(sigmas) - 1),
+                            callback=progress_callback(model, len(sigmas) - 1, predictions),
                             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
-    return samples.to(comfy.model_management.intermediate_device())
+    # The callback sees model space; the guider's own process_latent_out brings the result back.
+    trajectory = model.get_model_object("latent_format").process_out(torch.cat(predictions))
+    return samples.to(comfy.model_management.intermediate_device()), trajectory
 
 
 class SDEditSampler(io.ComfyNode):
@@ -98,6 +106,12 @@ class SDEditSampler(io.ComfyNode):
             outputs=[
                 io.Latent.Output("latent", display_name="latent",
                                  tooltip="The denoised latent: connect it to SDEdit 4 · Decode."),
+                io.Latent.Output("trajectory", display_name="trajectory",
+                                 tooltip="The model's prediction of the clean latent after every step, as a "
+                                         "batch (step by step; with several images, all images of step 1, "
+                                         "then of step 2, ...). Decode it to watch the edit form. The last "
+                                         "step's prediction is the result (uni_pc blends its last steps). "
+                                         "At strength 0: the input latent, once."),
             ],
         )
 
@@ -112,7 +126,7 @@ class SDEditSampler(io.ComfyNode):
         check_latent_channels(NODE, "noisy_latent", samples, model)
         out = latent_info.strip(noisy_latent)
         if info.sigma <= 0.0:  # strength 0: nothing to remove, and no reason to load the model
-            return io.NodeOutput(out)
+            return io.NodeOutput(out, {"samples": samples})
         model_sampling = model.get_model_object("model_sampling")
         if info.sigma > float(model_sampling.sigma_max) * 1.001:
             raise ValueError(f"{NODE}: input 'noisy_latent' was noised to sigma {info.sigma:.4g}, above this "
@@ -122,5 +136,6 @@ class SDEditSampler(io.ComfyNode):
             logging.warning("%s: the latent's noise_mask is ignored; SDEdit denoises the whole latent.", NODE)
         sigmas = sdedit_sigmas(model_sampling, scheduler, steps, info.strength, info.sigma, step_mode,
                                sampler_name in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS)
-        out["samples"] = denoise(model, positive, negative, cfg, sampler_name, sigmas, samples, info.seed)
-        return io.NodeOutput(out)
+        out["samples"], trajectory = denoise(model, positive, negative, cfg, sampler_name, sigmas, samples,
+                                             info.seed)
+        return io.NodeOutput(out, {"samples": trajectory})

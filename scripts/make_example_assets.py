@@ -8,17 +8,20 @@ writes
     example_workflows/sdedit_img2img.jpg         the template browser's thumbnail for
                                                  example_workflows/sdedit_img2img.json: the graph as a
                                                  diagram, with the sample image as its input
+    example_workflows/sdedit_strength_sweep.json     the strength-sweep example (UI format), its API
+    example_workflows/api/sdedit_strength_sweep.json twin and .jpg thumbnail (write_sweep_example)
 
 Nothing random is drawn except the "noise" speckles, which come from a fixed-seed random.Random, and
 text uses Pillow's built-in font, so the same Pillow version gives the same bytes on any machine.
 """
 from __future__ import annotations
 
+import json
 import math
 import random
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "example_workflows" / "input" / "sdedit_example.png"
@@ -208,13 +211,179 @@ def draw_thumbnail(sample: Image.Image) -> Image.Image:
     return img
 
 
+# --------------------------------------------------------------------------- the strength-sweep example
+
+SWEEP_UI = ROOT / "example_workflows" / "sdedit_strength_sweep.json"
+SWEEP_API = ROOT / "example_workflows" / "api" / "sdedit_strength_sweep.json"
+SWEEP_THUMB = ROOT / "example_workflows" / "sdedit_strength_sweep.jpg"
+SWEEP_STRENGTHS = "0.2, 0.4, 0.6, 0.8"
+CHECKPOINT = "v1-5-pruned-emaonly-fp16.safetensors"
+POSITIVE = "photo of perfect green apple with stem, water droplets, dramatic lighting"
+NEGATIVE = "blurry, low quality"
+
+
+def _sockets(*names_types: tuple[str, str], links: dict[str, int] | None = None) -> list[dict]:
+    """UI-format input sockets; a name in `links` is wired, any other is its node's widget."""
+    links = links or {}
+    out = []
+    for name, kind in names_types:
+        socket = {"localized_name": name, "name": name, "type": kind}
+        if name not in links and kind in ("COMBO", "STRING", "INT", "FLOAT"):
+            socket["widget"] = {"name": name}
+        socket["link"] = links.get(name)
+        out.append(socket)
+    return out
+
+
+def _output(name: str, kind: str, links: list[int] | None, slot: int) -> dict:
+    out = {"localized_name": name, "name": name, "type": kind}
+    if links:
+        out["slot_index"] = slot
+    out["links"] = links
+    return out
+
+
+def sweep_workflows() -> tuple[dict, dict]:
+    """The strength-sweep example as (UI workflow, API prompt): Load Image → SDEdit · Strength Sweep →
+    Save Image (the grid) and Preview Any (the table)."""
+    core = {"cnr_id": "comfy-core", "ver": "0.3.64"}
+    sweep_widgets = [SWEEP_STRENGTHS, 0, "fixed", 20, 7, "euler", "normal", "proportional"]
+    nodes = [
+        {"id": 1, "type": "CheckpointLoaderSimple", "pos": [0, 40], "size": [315, 98],
+         "inputs": _sockets(("ckpt_name", "COMBO")),
+         "outputs": [_output("MODEL", "MODEL", [5], 0), _output("CLIP", "CLIP", [1, 2], 1),
+                     _output("VAE", "VAE", [6], 2)],
+         "properties": {"Node name for S&R": "CheckpointLoaderSimple", **core, "models": [{
+             "name": CHECKPOINT,
+             "url": "https://huggingface.co/Comfy-Org/stable-diffusion-v1-5-archive/resolve/main/"
+                    f"{CHECKPOINT}?download=true",
+             "directory": "checkpoints"}]},
+         "widgets_values": [CHECKPOINT]},
+        {"id": 4, "type": "LoadImage", "pos": [0, 380], "size": [315, 326],
+         "inputs": _sockets(("image", "COMBO"), ("upload", "IMAGEUPLOAD")),
+         "outputs": [_output("IMAGE", "IMAGE", [3], 0), _output("MASK", "MASK", None, 1)],
+         "properties": {"Node name for S&R": "LoadImage", **core},
+         "widgets_values": ["sdedit_example.png", "image"]},
+        {"id": 8, "type": "MarkdownNote", "pos": [370, 720], "size": [520, 150], "inputs": [], "outputs": [],
+         "title": "Note: choosing the strength", "properties": {},
+         "widgets_values": [
+             "Each tile is **SDEdit 1-4** run at one strength with the **same seed**, so tiles differ only by "
+             "strength. Low strengths stay faithful to the input, high strengths follow the prompt (realism).\n\n"
+             "The **table** (Preview Any) gives per strength the steps that ran, **PSNR** in dB (higher = "
+             "closer to the input) and the **mean absolute difference** in 0-255 pixel levels. For strokes "
+             "the SDEdit paper suggests about 0.5."],
+         "color": "#432", "bgcolor": "#653"},
+        {"id": 2, "type": "CLIPTextEncode", "pos": [370, 0], "size": [420, 130],
+         "inputs": _sockets(("clip", "CLIP"), ("text", "STRING"), links={"clip": 1}),
+         "outputs": [_output("CONDITIONING", "CONDITIONING", [7], 0)],
+         "title": "CLIP Text Encode (Positive Prompt)",
+         "properties": {"Node name for S&R": "CLIPTextEncode", **core}, "widgets_values": [POSITIVE],
+         "color": "#232", "bgcolor": "#353"},
+        {"id": 3, "type": "CLIPTextEncode", "pos": [370, 180], "size": [420, 100],
+         "inputs": _sockets(("clip", "CLIP"), ("text", "STRING"), links={"clip": 2}),
+         "outputs": [_output("CONDITIONING", "CONDITIONING", [8], 0)],
+         "title": "CLIP Text Encode (Negative Prompt)",
+         "properties": {"Node name for S&R": "CLIPTextEncode", **core}, "widgets_values": [NEGATIVE],
+         "color": "#322", "bgcolor": "#533"},
+        {"id": 5, "type": "SDEditStrengthSweep", "pos": [370, 380], "size": [420, 300],
+         "inputs": _sockets(("image", "IMAGE"), ("model", "MODEL"), ("vae", "VAE"), ("positive", "CONDITIONING"),
+                            ("negative", "CONDITIONING"), ("strengths", "STRING"), ("seed", "INT"),
+                            ("steps", "INT"), ("cfg", "FLOAT"), ("sampler_name", "COMBO"), ("scheduler", "COMBO"),
+                            ("step_mode", "COMBO"),
+                            links={"image": 3, "model": 5, "vae": 6, "positive": 7, "negative": 8}),
+         "outputs": [_output("grid", "IMAGE", [9], 0), _output("table", "STRING", [10], 1)],
+         "properties": {"Node name for S&R": "SDEditStrengthSweep", "cnr_id": "sdedit-img2img"},
+         "widgets_values": sweep_widgets},
+        {"id": 6, "type": "SaveImage", "pos": [850, 380], "size": [640, 420],
+         "inputs": _sockets(("images", "IMAGE"), ("filename_prefix", "STRING"), links={"images": 9}),
+         "outputs": [], "properties": {"Node name for S&R": "SaveImage", **core},
+         "widgets_values": ["sdedit/strength_sweep"]},
+        {"id": 7, "type": "PreviewAny", "pos": [850, 40], "size": [640, 260],
+         "inputs": _sockets(("source", "*"), links={"source": 10}),
+         "outputs": [], "title": "Preview Any (the strength table)",
+         "properties": {"Node name for S&R": "PreviewAny", **core}, "widgets_values": []},
+    ]
+    for order, node in enumerate(nodes):
+        node.update({"flags": {}, "order": order, "mode": 0})
+    # Keys in the order the frontend writes them.
+    keys = ["id", "type", "pos", "size", "flags", "order", "mode", "inputs", "outputs", "title", "properties",
+            "widgets_values", "color", "bgcolor"]
+    nodes = [{k: node[k] for k in keys if k in node} for node in nodes]
+    links = [[1, 1, 1, 2, 0, "CLIP"], [2, 1, 1, 3, 0, "CLIP"], [3, 4, 0, 5, 0, "IMAGE"], [5, 1, 0, 5, 1, "MODEL"],
+             [6, 1, 2, 5, 2, "VAE"], [7, 2, 0, 5, 3, "CONDITIONING"], [8, 3, 0, 5, 4, "CONDITIONING"],
+             [9, 5, 0, 6, 0, "IMAGE"], [10, 5, 1, 7, 0, "STRING"]]
+    ui = {"id": "8b1e4c52-3d7a-4f19-b6e2-5a9c0d3f7e21", "revision": 0, "last_node_id": 8, "last_link_id": 10,
+          "nodes": nodes, "links": links, "groups": [], "config": {},
+          "extra": {"ds": {"scale": 0.7, "offset": [60, 40]}, "frontendVersion": "1.27.10"}, "version": 0.4}
+    api = {
+        "1": {"inputs": {"ckpt_name": CHECKPOINT}, "class_type": "CheckpointLoaderSimple",
+              "_meta": {"title": "Load Checkpoint"}},
+        "2": {"inputs": {"text": POSITIVE, "clip": ["1", 1]}, "class_type": "CLIPTextEncode",
+              "_meta": {"title": "CLIP Text Encode (Positive Prompt)"}},
+        "3": {"inputs": {"text": NEGATIVE, "clip": ["1", 1]}, "class_type": "CLIPTextEncode",
+              "_meta": {"title": "CLIP Text Encode (Negative Prompt)"}},
+        "4": {"inputs": {"image": "sdedit_example.png"}, "class_type": "LoadImage", "_meta": {"title": "Load Image"}},
+        "5": {"inputs": {"strengths": SWEEP_STRENGTHS, "seed": 0, "steps": 20, "cfg": 7, "sampler_name": "euler",
+                         "scheduler": "normal", "step_mode": "proportional", "image": ["4", 0], "model": ["1", 0],
+                         "vae": ["1", 2], "positive": ["2", 0], "negative": ["3", 0]},
+              "class_type": "SDEditStrengthSweep", "_meta": {"title": "SDEdit · Strength Sweep"}},
+        "6": {"inputs": {"filename_prefix": "sdedit/strength_sweep", "images": ["5", 0]}, "class_type": "SaveImage",
+              "_meta": {"title": "Save Image"}},
+        # The frontend sends Preview Any's display widget too (empty); the server ignores it.
+        "7": {"inputs": {"preview": "", "source": ["5", 1]}, "class_type": "PreviewAny",
+              "_meta": {"title": "Preview Any (the strength table)"}},
+    }
+    return ui, api
+
+
+def draw_sweep_thumbnail(sample: Image.Image) -> Image.Image:
+    """Four tiles of the sample, noisier as the strength grows, each under its label, over a table."""
+    w, h = THUMB_SIZE
+    img = Image.new("RGB", (w, h), BG)
+    d = ImageDraw.Draw(img)
+    d.text((w / 2, 24), "SDEdit  strength sweep", font=font(24), fill=TEXT, anchor="mm")
+    d.text((w / 2, 50), "one picture \u00b7 one seed \u00b7 several strengths: pick from the grid and the table",
+           font=font(12), fill=DIM, anchor="mm")
+    tile_w, tile_h, gap = 116, 87, 8
+    x0 = (w - 4 * tile_w - 3 * gap) // 2
+    small = sample.convert("RGB").resize((tile_w, tile_h), Image.Resampling.LANCZOS)
+    strengths = [0.2, 0.4, 0.6, 0.8]
+    for i, s in enumerate(strengths):
+        x = x0 + i * (tile_w + gap)
+        d.rectangle((x, 74, x + tile_w - 1, 96), fill=(245, 245, 245))
+        d.text((x + tile_w / 2, 85), f"strength {s:g}", font=font(13), fill=(0, 0, 0), anchor="mm")
+        # Drifting from the drawing as strength grows (an illustration, not a model's output).
+        drift = ImageEnhance.Contrast(small.filter(ImageFilter.GaussianBlur(4 * s))).enhance(1 + s)
+        img.paste(Image.blend(small, drift, s), (x, 96))
+    d.rounded_rectangle((x0, 204, w - x0, 366), radius=8, fill=BOX, outline=BOX_EDGE, width=2)
+    cols = [x0 + 60, x0 + 170, x0 + 290, x0 + 410]
+    for x, title in zip(cols, ["strength", "steps", "PSNR (dB)", "MAD (0-255)"]):
+        d.text((x, 224), title, font=font(13), fill=TEXT, anchor="mm")
+    d.line([(x0 + 12, 238), (w - x0 - 12, 238)], fill=BOX_EDGE, width=1)
+    d.text((w - x0 - 10, 356), "illustrative figures", font=font(10), fill=DIM, anchor="rm")
+    for row, s in enumerate(strengths):  # faithfulness falls as strength rises
+        y = 256 + row * 28
+        for x, value in zip(cols, [f"{s:g}", str(round(20 * s)), f"{30 - 18 * s:.1f}", f"{4 + 40 * s:.1f}"]):
+            d.text((x, y), value, font=font(13), fill=DIM, anchor="mm")
+    return img
+
+
+def write_sweep_example(sample: Image.Image) -> list[Path]:
+    ui, api = sweep_workflows()
+    SWEEP_UI.write_text(json.dumps(ui, indent=2, ensure_ascii=False) + "\n")
+    SWEEP_API.parent.mkdir(parents=True, exist_ok=True)
+    SWEEP_API.write_text(json.dumps(api, indent=2, ensure_ascii=False) + "\n")
+    draw_sweep_thumbnail(sample).save(SWEEP_THUMB, format="JPEG", quality=90, optimize=True)
+    return [SWEEP_UI, SWEEP_API, SWEEP_THUMB]
+
+
 def main() -> None:
     sample = draw_sample()
     save_sample(sample)
     thumb = draw_thumbnail(Image.open(SAMPLE))
     THUMB.parent.mkdir(parents=True, exist_ok=True)
     thumb.save(THUMB, format="JPEG", quality=90, optimize=True)
-    for p in (SAMPLE, THUMB):
+    for p in (SAMPLE, THUMB, *write_sweep_example(Image.open(SAMPLE))):
         print(f"wrote {p.relative_to(ROOT)} ({p.stat().st_size} bytes)")
 
 

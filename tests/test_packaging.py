@@ -16,8 +16,11 @@ CONTRACT = {
     "SDEditEncode": ("SDEdit 1 · Encode", ["image", "vae"], ["latent"]),
     "SDEditAddNoise": ("SDEdit 2 · Add Noise", ["model", "latent", "strength", "seed"], ["noisy_latent"]),
     "SDEditSampler": ("SDEdit 3 · Denoise", ["model", "positive", "negative", "noisy_latent", "steps", "cfg",
-                                             "sampler_name", "scheduler", "step_mode"], ["latent"]),
+                                             "sampler_name", "scheduler", "step_mode"], ["latent", "trajectory"]),
     "SDEditDecode": ("SDEdit 4 · Decode", ["latent", "vae"], ["image"]),
+    "SDEditStrengthSweep": ("SDEdit · Strength Sweep", ["image", "model", "vae", "positive", "negative", "strengths",
+                                                        "seed", "steps", "cfg", "sampler_name", "scheduler",
+                                                        "step_mode"], ["grid", "table"]),
 }
 
 

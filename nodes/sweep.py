@@ -1,0 +1,121 @@
+"""One picture at several strengths, side by side: the realism-faithfulness trade-off of SDEdit made
+visible, so a user can pick the strength. Each tile is the four nodes' own chain
+(Encode → Add Noise → Denoise → Decode), called through their `execute`; nothing is re-implemented."""
+import comfy.samplers
+import comfy.utils
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .add_noise import SDEditAddNoise
+from .common import CATEGORY, io
+from .decode import SDEditDecode
+from .denoise import SDEditSampler
+from .encode import SDEditEncode
+from .sdedit_math import STEP_MODES
+from .sweep_math import (centre_crop, format_strength, markdown_table, parse_strengths, psnr,
+                         squared_and_absolute_error, tile_origins)
+
+NODE = "SDEdit · Strength Sweep"
+GAP = 4  # pixels between tiles
+BACKGROUND = 1.0  # white
+INK = 0
+
+
+def label_font(tile_width: int) -> ImageFont.ImageFont:
+    """Pillow's built-in font (no font files, no network), sized to the tile."""
+    return ImageFont.load_default(size=max(10, min(32, tile_width // 10)))
+
+
+def label_band(text: str, width: int, height: int, font: ImageFont.ImageFont) -> torch.Tensor:
+    """A white (height, width, 3) strip with `text` centred in black."""
+    band = Image.new("L", (width, height), 255)
+    ImageDraw.Draw(band).text((width / 2, height / 2), text, font=font, fill=INK, anchor="mm")
+    return torch.from_numpy(np.asarray(band, dtype=np.float32) / 255.0).unsqueeze(-1).expand(-1, -1, 3)
+
+
+def compose_grid(tiles: list[torch.Tensor], labels: list[str]) -> torch.Tensor:
+    """Tiles (each (height, width, 3), all one size) under their labels, in a grid: IMAGE (1, H, W, 3)."""
+    height, width = tiles[0].shape[:2]
+    font = label_font(width)
+    band = round(font.size * 1.6) if hasattr(font, "size") else 16
+    (grid_h, grid_w), origins = tile_origins(len(tiles), height, width, band, GAP)
+    grid = torch.full((grid_h, grid_w, 3), BACKGROUND)
+    for tile, text, (y, x) in zip(tiles, labels, origins):
+        grid[y - band:y, x:x + width] = label_band(text, width, band, font)
+        grid[y:y + height, x:x + width] = tile
+    return grid.unsqueeze(0)
+
+
+class SDEditStrengthSweep(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="SDEditStrengthSweep",
+            display_name=NODE,
+            category=CATEGORY,
+            description="Runs image-to-image (Encode → Add Noise → Denoise → Decode) on one picture at several "
+                        "strengths with one seed and shows the results in a labelled grid, with a table of how "
+                        "faithful each is to the input (PSNR and mean absolute difference). Low strengths stay "
+                        "close to the input, high strengths follow the prompt: pick the strength from the grid.",
+            inputs=[
+                io.Image.Input("image", tooltip="The picture to start from (one image; alpha is ignored)."),
+                io.Model.Input("model", tooltip="The diffusion model."),
+                io.Vae.Input("vae", tooltip="The checkpoint's VAE: encodes the picture and decodes each result."),
+                io.Conditioning.Input("positive", tooltip="What the result should show (CLIP Text Encode)."),
+                io.Conditioning.Input("negative", tooltip="What the result should avoid."),
+                io.String.Input("strengths", default="0.2, 0.4, 0.6, 0.8",
+                                tooltip="The strengths to try, between 0 and 1, separated by commas; "
+                                        "one tile each, in this order."),
+                io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
+                             tooltip="One seed for every strength, so the tiles differ only by strength."),
+                io.Int.Input("steps", default=20, min=1, max=10000,
+                             tooltip="Steps of the full schedule; see step_mode for how many run."),
+                io.Float.Input("cfg", default=7.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                               tooltip="Classifier-free guidance scale: how strongly the prompt steers."),
+                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS,
+                               tooltip="The host's sampling algorithm."),
+                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS,
+                               tooltip="The host's schedule of noise levels."),
+                io.Combo.Input("step_mode", options=list(STEP_MODES), default="proportional",
+                               tooltip="proportional: runs round(strength x steps) steps, the tail of the "
+                                       "steps-step schedule (A1111, diffusers). all: runs all steps from the "
+                                       "starting noise level (ComfyUI's denoise)."),
+            ],
+            outputs=[
+                io.Image.Output("grid", display_name="grid",
+                                tooltip="One tile per strength, labelled with it, in the order given "
+                                        "(up to four per row)."),
+                io.String.Output("table", display_name="table",
+                                 tooltip="A Markdown table: per strength, the steps that ran, PSNR in dB "
+                                         "(higher = closer to the input) and the mean absolute difference "
+                                         "from the input in 0-255 pixel levels."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, image, model, vae, positive, negative, strengths, seed, steps, cfg, sampler_name,
+                scheduler, step_mode) -> io.NodeOutput:
+        try:
+            values = parse_strengths(strengths)
+        except ValueError as error:
+            raise ValueError(f"{NODE}: input 'strengths' {error}") from None
+        if image.shape[0] != 1:
+            raise ValueError(f"{NODE}: input 'image' is a batch of {image.shape[0]} pictures; the sweep "
+                             "compares strengths on one. Pick one with 'Image From Batch'.")
+        latent = SDEditEncode.execute(image=image, vae=vae)[0]
+        progress = comfy.utils.ProgressBar(len(values))
+        tiles, rows = [], []
+        for i, strength in enumerate(values):
+            noisy = SDEditAddNoise.execute(model=model, latent=latent, strength=strength, seed=seed)[0]
+            denoised, trajectory = SDEditSampler.execute(
+                model=model, positive=positive, negative=negative, noisy_latent=noisy, steps=steps, cfg=cfg,
+                sampler_name=sampler_name, scheduler=scheduler, step_mode=step_mode).args
+            result = SDEditDecode.execute(latent=denoised, vae=vae)[0].to(image.device)
+            mse, mad = squared_and_absolute_error(result, centre_crop(image, *result.shape[1:3]))
+            steps_run = trajectory["samples"].shape[0] if strength > 0 else 0
+            rows.append((strength, steps_run, psnr(mse), mad))
+            tiles.append(result[0, :, :, :3])
+            progress.update_absolute(i + 1, len(values))
+        grid = compose_grid(tiles, [f"strength {format_strength(s)}" for s in values])
+        return io.NodeOutput(grid, markdown_table(rows))
