@@ -60,8 +60,17 @@ def test_pyproject_has_what_the_registry_reads():
     project, comfy = PYPROJECT["project"], PYPROJECT["tool"]["comfy"]
     assert "comfyui" not in project["name"].lower()
     assert re.fullmatch(r"\d+\.\d+\.\d+", project["version"])
-    assert all(comfy[key] for key in ("PublisherId", "DisplayName", "Icon"))
+    assert all(comfy[key] for key in ("PublisherId", "DisplayName"))
+    assert re.fullmatch(r">=\d+\.\d+\.\d+", comfy["requires-comfyui"])
+    # No invented location: the repository and Icon URLs are added once the pack's home is known.
+    assert "urls" not in project and "Icon" not in comfy
     assert not [d for d in project["dependencies"] if re.match(r"torch", d)], "never install torch"
+
+
+def test_setup_checks_the_same_lowest_release_as_pyproject():
+    lowest = PYPROJECT["tool"]["comfy"]["requires-comfyui"].removeprefix(">=")
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    assert f"v >= ({lowest.replace('.', ', ')})" in setup and f"needs {lowest} or newer" in setup
 
 
 def test_requirements_txt_mirrors_the_dependencies():
