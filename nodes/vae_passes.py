@@ -9,12 +9,13 @@ from the tensor's shape before the VAE allocates anything.
 
 import os
 
-# Why 1024x1024: measured on CPU with the SD VAE (bench/results/vae.md), the plain decode's peak
-# resident memory grows about linearly with pixels (~3.9 GB at 1024², ~12 GB at 2048²), while the
-# tiled passes stay near 1.6 GB at any size. On a CPU the host's out-of-memory fallback never runs
-# (the kernel kills the process instead), so the plain pass is kept only where it is known to fit
-# in a few GB. Where a device reports less free memory than the host's own estimate for the plain
-# pass (vae.memory_used_encode/decode, a deliberate over-estimate), the budget shrinks to what fits.
+# Why 1024x1024: measured on a CPU with the SD VAE (bench/results/vae.md), the plain decode's peak
+# resident memory grows with pixels, ~4 GB above the loaded model per Mpx (+0.25 GB at 256², +1.0 GB
+# at 512²), so a plain 2048² decode would need ~16 GB more, while the tiled passes cost what one
+# 512-px tile costs at any size. On a CPU the host's out-of-memory fallback never runs (the kernel
+# kills the process), so the plain pass is kept only up to a size that fits in a few GB. The host's
+# own estimate for the plain pass (vae.memory_used_encode/decode: ~7-9 kB per pixel for the SD VAE,
+# about twice the measured cost) lowers the budget further where get_free_memory reports less.
 DEFAULT_PIXEL_BUDGET = 1024 * 1024
 # Beyond 8192x8192 per image (64 Mpx) the output alone is ~0.8 GB of float32 per image and a tiled
 # pass would run for hours on a CPU: refuse with a fix rather than start.
