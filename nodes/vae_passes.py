@@ -12,7 +12,7 @@ import os
 # Why 1024x1024: measured on a CPU with the SD VAE (bench/results/vae.md), the plain decode's peak
 # resident memory grows with pixels, ~4 GB above the loaded model per Mpx (+0.25 GB at 256², +1.0 GB
 # at 512²), so a plain 2048² decode would need ~16 GB more, while the tiled passes cost what one
-# 512-px tile costs at any size. On a CPU the host's out-of-memory fallback never runs (the kernel
+# 512-px tile costs (~+1.2 GB: the whole of a 512² decode) at any size. On a CPU the host's out-of-memory fallback never runs (the kernel
 # kills the process), so the plain pass is kept only up to a size that fits in a few GB. The host's
 # own estimate for the plain pass (vae.memory_used_encode/decode: ~7-9 kB per pixel for the SD VAE,
 # about twice the measured cost) lowers the budget further where get_free_memory reports less.
