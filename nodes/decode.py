@@ -1,6 +1,7 @@
 """Step 5: the VAE decodes the final latent to an image."""
 
 from .common import CATEGORY, io
+from .vae_passes import decode_latent
 
 
 class SDEditDecode(io.ComfyNode):
@@ -23,7 +24,7 @@ class SDEditDecode(io.ComfyNode):
 
     @classmethod
     def execute(cls, latent, vae) -> io.NodeOutput:
-        images = vae.decode(latent["samples"])
+        images = decode_latent(vae, latent["samples"])
         if images.ndim == 5:  # video VAEs give (batch, frames, h, w, c): one image per frame
             images = images.reshape(-1, *images.shape[-3:])
         return io.NodeOutput(images)

@@ -1,6 +1,7 @@
 """Step 1: the VAE encodes the image to a latent."""
 
 from .common import CATEGORY, io
+from .vae_passes import encode_pixels
 
 
 class SDEditEncode(io.ComfyNode):
@@ -24,4 +25,4 @@ class SDEditEncode(io.ComfyNode):
 
     @classmethod
     def execute(cls, image, vae) -> io.NodeOutput:
-        return io.NodeOutput({"samples": vae.encode(image[:, :, :, :3])})
+        return io.NodeOutput({"samples": encode_pixels(vae, image[:, :, :, :3])})
