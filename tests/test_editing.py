@@ -262,3 +262,45 @@ def test_a_masked_edit_of_an_odd_sized_image_keeps_its_pixels(model, conds, vae)
         _, _, decoded = chain(model, conds, vae, image, mask=mask, size_mode=mode)
         assert decoded.shape == image.shape
         assert torch.equal(decoded[0][mask[0] == 0], image[0][mask[0] == 0]), mode
+
+
+# --- the sampler set up as the host sets it (issue 11) ------------------------------------------------
+
+# max relative difference to SamplerCustomAdvanced, measured over every sampler (4-step schedule,
+# strength 0.5, cfg 5): all are at most 4.5e-6 except heun (1.1e-5: its second model call compounds
+# the rounding of Add Noise's VAE-space round trip).
+PARITY_TOLERANCE = {"heun": 2e-5}
+SLOW = {"dpm_adaptive": 0.1}  # adaptive step control: hundreds of model calls at strength 0.5 on CPU
+
+
+def host_sampler_custom_advanced(model, conds, latent, sigmas, seed, cfg, sampler_name):
+    from comfy_extras.nodes_custom_sampler import CFGGuider, KSamplerSelect, RandomNoise, SamplerCustomAdvanced
+    noise = RandomNoise().get_noise(seed)[0]
+    guider = CFGGuider().get_guider(model, conds[0], conds[1], cfg)[0]
+    sampler = KSamplerSelect().get_sampler(sampler_name)[0]
+    return SamplerCustomAdvanced().sample(noise, guider, sampler, sigmas, latent)[0]
+
+
+def parity(model, conds, latent, sampler_name, strength, seed=42, steps=4, cfg=5.0):
+    noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
+    ours = SDEditSampler.execute(model, *conds, noisy, steps, cfg, sampler_name, "normal", "proportional")[0]
+    ms = model.get_model_object("model_sampling")
+    sigmas = sm.sdedit_sigmas(ms, "normal", steps, strength, sm.start_sigma(ms, strength), "proportional",
+                              sampler_name in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS)
+    host = host_sampler_custom_advanced(model, conds, latent, sigmas, seed, cfg, sampler_name)
+    return float((ours["samples"] - host["samples"]).abs().max() / host["samples"].abs().max())
+
+
+@pytest.mark.parametrize("sampler_name", comfy.samplers.KSampler.SAMPLERS)
+def test_every_host_sampler_matches_sampler_custom_advanced(model, conds, vae, sampler_name):
+    latent = SDEditEncode.execute(picture(1), vae)[0]
+    diff = parity(model, conds, latent, sampler_name, SLOW.get(sampler_name, 0.5))
+    assert diff <= PARITY_TOLERANCE.get(sampler_name, 1e-5)
+
+
+@pytest.mark.parametrize("sampler_name", ["euler", "euler_ancestral", "dpmpp_2m_sde", "uni_pc"])
+def test_a_masked_run_matches_the_hosts_own_inpainting(model, conds, vae, sampler_name):
+    """The host's SamplerCustomAdvanced on a latent with a noise_mask: same clean latent, noise and mask."""
+    latent = SDEditEncode.execute(picture(2), vae)[0]
+    masked = host_nodes.SetLatentNoiseMask().set_mask(latent, masking.feather(left_keep_mask(40), 8))[0]
+    assert parity(model, conds, masked, sampler_name, 0.6) <= 1e-5
