@@ -8,8 +8,8 @@ import latent_preview
 import torch
 
 from . import guide, latent_info
-from .image_size import mask_in_working_frame
 from .common import CATEGORY, check_latent_channels, io
+from .image_size import mask_in_working_frame
 from .sdedit_math import STEP_MODES, sdedit_sigmas
 
 NODE = "SDEdit 3 · Denoise"

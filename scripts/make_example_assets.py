@@ -14,6 +14,7 @@ text uses Pillow's built-in font, so the same Pillow version gives the same byte
 """
 from __future__ import annotations
 
+import json
 import math
 import random
 from pathlib import Path
@@ -228,7 +229,6 @@ def main() -> None:
 # sdedit_repeats the UI workflow, its API twin and the thumbnail. The workflows are built from one
 # graph description each, so the UI file and its API twin cannot drift apart.
 
-import json  # noqa: E402
 
 STROKES = ROOT / "example_workflows" / "input" / "sdedit_strokes.png"
 STROKES_MASK = ROOT / "example_workflows" / "input" / "sdedit_strokes_mask.png"
@@ -446,7 +446,7 @@ def edit_thumbnail(title: str, sub: str, left: Image.Image, left_caption: str, r
     else:
         picture(img, d, noisy(left.convert("RGB").resize((112, 84)), 0.5, seed=1), (272, 76, 496, 244),
                 "Add Noise, strength 0.5")
-    y, x = 290, 16
+    y = 290
     boxes = ["1 \u00b7 Encode"] + ["2 \u00b7 Add Noise", "3 \u00b7 Denoise"] * rounds + ["4 \u00b7 Decode"]
     bw = (w - 32 - 8 * (len(boxes) - 1)) / len(boxes)
     for i, label in enumerate(boxes):

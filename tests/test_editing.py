@@ -2,18 +2,18 @@
 random-weight SD1.5 checkpoint; the pure geometry and mask maths are tested alongside."""
 import comfy.sample
 import comfy.samplers
-import nodes as host_nodes
 import pytest
 import torch
-from sdedit_img2img.nodes import guide
+from sdedit_img2img.nodes import guide, masking
 from sdedit_img2img.nodes import image_size as isz
-from sdedit_img2img.nodes import masking
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
 from sdedit_img2img.nodes.denoise import ContinueFromNoisyLatent, SDEditSampler
 from sdedit_img2img.nodes.encode import SDEditEncode
 from test_nodes import H, W, picture
+
+import nodes as host_nodes
 
 STEPS, STRENGTH, SEED = 5, 0.6, 5  # three steps run
 
@@ -147,7 +147,7 @@ def test_no_mask_is_todays_result_bit_for_bit(model, conds, vae):
 
 def test_masked_edit_keeps_pixels_changes_the_edit_region_and_blends_the_feather_band(model, conds, vae):
     image, feather = picture(3), 12
-    latent, out, decoded = chain(model, conds, vae, image, mask=left_keep_mask(40), mask_feather=feather)
+    _, out, decoded = chain(model, conds, vae, image, mask=left_keep_mask(40), mask_feather=feather)
     weight = masking.feather(left_keep_mask(40), feather)[0]
     keep, band, edit = weight == 0, (weight > 0) & (weight < 1), weight == 1
     assert torch.equal(decoded[0][keep], image[0][keep]), "keep pixels are bit-identical"

@@ -78,7 +78,7 @@ def test_the_examples_are_templates_whose_ui_and_api_twin_agree(server, name):
             if socket["name"] != "upload":
                 assert socket["name"] in declared, (node["type"], socket["name"])
             if socket.get("link") is not None:
-                _, src, slot, dst, dst_slot, _ = links[socket["link"]]
+                _, src, slot, _, dst_slot, _ = links[socket["link"]]
                 assert api[node_id]["inputs"][socket["name"]] == [str(src), slot]
                 assert node["inputs"][dst_slot] is socket
         assert [o["name"] for o in node["outputs"]] == list(schema["output_name"]), node["type"]
