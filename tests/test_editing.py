@@ -258,10 +258,12 @@ def test_a_masked_edit_of_an_odd_sized_image_keeps_its_pixels(model, conds, vae)
     image = torch.rand(1, 67, 45, 3)
     mask = torch.zeros(1, 67, 45)
     mask[:, 30:, 20:] = 1.0
-    for mode in ("pad", "resize"):
+    for mode in ("pad", "resize", "crop"):
         _, _, decoded = chain(model, conds, vae, image, mask=mask, size_mode=mode)
-        assert decoded.shape == image.shape
-        assert torch.equal(decoded[0][mask[0] == 0], image[0][mask[0] == 0]), mode
+        g = isz.plan(67, 45, 8, mode)
+        source, keep = isz.to_output_frame(image, g), isz.to_output_frame(mask, g)[0] == 0
+        assert decoded.shape == (1, *g.out_size, 3)
+        assert torch.equal(decoded[0][keep], source[0][keep]), mode
 
 
 # --- the sampler set up as the host sets it (issue 11) ------------------------------------------------
