@@ -466,10 +466,10 @@ def edit_examples() -> list[Path]:
     written = [STROKES, STROKES_MASK]
     for name, graph, title, thumb in [
         ("sdedit_strokes", strokes_graph(), "SDEdit strokes \u2192 picture",
-         edit_thumbnail("SDEdit  strokes \u2192 picture", "flat colour strokes, a mask, strength 0.5",
+         edit_thumbnail("SDEdit  strokes to picture", "flat colour strokes, a mask, strength 0.5",
                         strokes, "Load Image: stroke painting", 1, mask)),
         ("sdedit_repeats", repeats_graph(), "SDEdit repeats (K = 3)",
-         edit_thumbnail("SDEdit  repeats  K = 3", "Add Noise \u2192 Denoise three times, a new seed each round",
+         edit_thumbnail("SDEdit  repeats  K = 3", "Add Noise, then Denoise, three times: a new seed each round",
                         Image.open(SAMPLE), "Load Image", 3)),
     ]:
         ui = ROOT / "example_workflows" / f"{name}.json"

@@ -84,7 +84,7 @@ def test_a_runtime_error_names_the_input_and_the_server_keeps_running(server, wo
 
 def test_the_ui_workflow_is_served_as_a_template_and_matches_the_nodes(server):
     templates = server.get("/api/workflow_templates")
-    assert templates.get("sdedit-img2img") == ["sdedit_img2img"]
+    assert "sdedit_img2img" in templates.get("sdedit-img2img", [])
     ui = server.get("/api/workflow_templates/sdedit-img2img/sdedit_img2img.json")
     assert ui == json.loads(UI_WORKFLOW.read_text())
     info = server.get("/object_info")
