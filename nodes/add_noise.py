@@ -1,7 +1,7 @@
 """Step 2: noise is added to the latent; the strength sets how much."""
 import comfy.sample
 
-from . import latent_info
+from . import guide, latent_info
 from .common import CATEGORY, check_latent_channels, io
 from .sdedit_math import add_noise, start_sigma
 
@@ -44,6 +44,8 @@ class SDEditAddNoise(io.ComfyNode):
         sigma = start_sigma(model_sampling, strength)
         info = latent_info.NoiseInfo(sigma=sigma, strength=float(strength), seed=int(seed))
         out = info.attach(latent)
+        if guide.clean_latent(latent) is None:  # not from SDEdit 1 · Encode: this latent is the guide
+            out = guide.attach(out, latent=samples, pixels=None, mask=None, geometry=None, working_mask=None)
         if sigma > 0.0:
             latent_format = model.get_model_object("latent_format")
             # The host's own noise: CPU generator, one draw per batch_index, as KSampler makes it.

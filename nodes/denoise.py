@@ -1,15 +1,15 @@
 """Steps 3 and 4: the U-Net predicts the noise in the noisy latent, conditioned on the prompt, and the
 sampler removes it; repeated for the steps that remain below the starting noise level."""
-import logging
-
 import comfy.model_management
+import comfy.sample
 import comfy.samplers
 import comfy.utils
 import latent_preview
 import torch
 
-from . import latent_info
+from . import guide, latent_info
 from .common import CATEGORY, check_latent_channels, io
+from .image_size import mask_in_working_frame
 from .sdedit_math import STEP_MODES, sdedit_sigmas
 
 NODE = "SDEdit 3 · Denoise"
@@ -18,27 +18,41 @@ NODE = "SDEdit 3 · Denoise"
 class ContinueFromNoisyLatent(comfy.samplers.KSAMPLER):
     """One of the host's samplers, started from the noisy latent it is given.
 
-    The host's KSAMPLER.sample first noises a clean latent itself; SDEdit's latent is noised already
-    (by Add Noise, possibly edited since), so this runs the same sampler function on it as it is.
+    The host's KSAMPLER.sample first noises the clean latent itself; SDEdit's latent is noised already
+    (by Add Noise, possibly edited since), so this starts the same sampler function from `start`.
+    Everything else is set as KSAMPLER.sample sets it: the wrapped model gets the clean latent and the
+    noise, so the host's KSamplerX0Inpaint re-noises the keep region of a `denoise_mask` after every
+    step, and a `denoise_mask_function` or sampler that reads them sees what it sees under the host.
     """
 
+    def __init__(self, sampler_function, extra_options, inpaint_options, start: torch.Tensor):
+        super().__init__(sampler_function, extra_options, inpaint_options)
+        self.start = start  # the noisy latent, VAE space
+
     @classmethod
-    def of(cls, sampler_name: str) -> "ContinueFromNoisyLatent":
+    def of(cls, sampler_name: str, start: torch.Tensor) -> "ContinueFromNoisyLatent":
         host = comfy.samplers.sampler_object(sampler_name)
         if not isinstance(host, comfy.samplers.KSAMPLER):
             raise ValueError(f"{NODE}: sampler_name '{sampler_name}' is not a k-diffusion sampler; "
                              "pick one of the host's built-in samplers.")
-        return cls(host.sampler_function, host.extra_options, host.inpaint_options)
+        return cls(host.sampler_function, host.extra_options, host.inpaint_options, start)
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None,
                denoise_mask=None, disable_pbar=False):
-        extra_args["denoise_mask"] = None
+        extra_args["denoise_mask"] = denoise_mask
         model_k = comfy.samplers.KSamplerX0Inpaint(model_wrap, sigmas)
+        model_k.latent_image = latent_image
+        if self.inpaint_options.get("random", False):  # as the host draws it
+            generator = torch.manual_seed(extra_args.get("seed", 41) + 1)
+            model_k.noise = torch.randn(noise.shape, generator=generator, device="cpu").to(noise.dtype).to(noise.device)
+        else:
+            model_k.noise = noise
+        x = model_wrap.inner_model.process_latent_in(self.start.to(latent_image.device))
         total_steps = len(sigmas) - 1
         k_callback = None
         if callback is not None:
             k_callback = lambda d: callback(d["i"], d["denoised"], d["x"], total_steps)  # noqa: E731
-        x = self.sampler_function(model_k, latent_image, sigmas, extra_args=extra_args,
+        x = self.sampler_function(model_k, x, sigmas, extra_args=extra_args,
                                   callback=k_callback, disable=disable_pbar, **self.extra_options)
         return model_wrap.inner_model.model_sampling.inverse_noise_scaling(sigmas[-1], x)
 
@@ -56,18 +70,26 @@ def progress_callback(model, steps: int, trajectory: list):
 
 
 def denoise(model, positive, negative, cfg: float, sampler_name: str, sigmas: torch.Tensor,
-            noisy_latent: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+            noisy_latent: torch.Tensor, seed: int, clean_latent: torch.Tensor | None = None,
+            noise: torch.Tensor | None = None,
+            denoise_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Runs the host's CFG guider and sampler over `sigmas`, from `noisy_latent` (VAE space) on.
 
+    `clean_latent` and `noise` (what Add Noise drew) are what the host's sampler would be given; where
+    `denoise_mask` is 0 they make the keep region, re-noised to each step's level.
     Returns the denoised latent and the trajectory: the model's clean-latent prediction at every step,
-    in VAE space like the result, step-major (entry s * batch + b is step s of image b)."""
+    in VAE space like the result, step-major (entry s * batch + b is step s of image b).
+    """
     guider = comfy.samplers.CFGGuider(model)
     guider.set_conds(positive, negative)
     guider.set_cfg(cfg)
-    # The guider wants a noise tensor for conditioning shapes; the noise itself is already in the latent.
-    noise = torch.zeros_like(noisy_latent)
+    if clean_latent is None:
+        clean_latent = noisy_latent
+    if noise is None:
+        noise = torch.zeros_like(noisy_latent)
     predictions = []
-    samples = guider.sample(noise, noisy_latent, ContinueFromNoisyLatent.of(sampler_name), sigmas,
+    samples = guider.sample(noise, clean_latent, ContinueFromNoisyLatent.of(sampler_name, noisy_latent), sigmas,
+                            denoise_mask=denoise_mask,
                             callback=progress_callback(model, len(sigmas) - 1, predictions),
                             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
     # The callback sees model space; the guider's own process_latent_out brings the result back.
@@ -132,10 +154,13 @@ class SDEditSampler(io.ComfyNode):
             raise ValueError(f"{NODE}: input 'noisy_latent' was noised to sigma {info.sigma:.4g}, above this "
                              f"model's maximum {float(model_sampling.sigma_max):.4g}. Connect the same MODEL "
                              "to Add Noise and Denoise.")
-        if "noise_mask" in noisy_latent:
-            logging.warning("%s: the latent's noise_mask is ignored; SDEdit denoises the whole latent.", NODE)
         sigmas = sdedit_sigmas(model_sampling, scheduler, steps, info.strength, info.sigma, step_mode,
                                sampler_name in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS)
+        clean = guide.clean_latent(noisy_latent)
+        noise = None if clean is None else comfy.sample.prepare_noise(clean, info.seed, noisy_latent.get("batch_index"))
+        mask = noisy_latent.get("noise_mask")
+        if mask is not None:
+            mask = mask_in_working_frame(mask, guide.geometry(guide.read(noisy_latent)))
         out["samples"], trajectory = denoise(model, positive, negative, cfg, sampler_name, sigmas, samples,
-                                             info.seed)
+                                             info.seed, clean, noise, mask)
         return io.NodeOutput(out, {"samples": trajectory})

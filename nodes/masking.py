@@ -1,0 +1,47 @@
+"""Masks for local edits, apart from any UI: fitting a MASK to an image, feathering it inside its
+edge, and compositing the kept pixels back. Convention of the host: 1 = edit, 0 = keep."""
+import torch
+import torch.nn.functional as F
+
+
+def fit_mask(mask: torch.Tensor, batch: int, height: int, width: int, node: str, input_name: str) -> torch.Tensor:
+    """MASK (h, w) or (b, h, w) -> (b or 1, height, width) in [0, 1]: resized (bilinear) when its size
+    differs, a batch of 1 broadcasts; any other batch that is not `batch` is an error naming the input."""
+    if mask.ndim == 2:
+        mask = mask.unsqueeze(0)
+    if mask.ndim != 3:
+        raise ValueError(f"{node}: input '{input_name}' has shape {tuple(mask.shape)}; a MASK is "
+                         "(height, width) or (batch, height, width). Connect a MASK output (Load Image's "
+                         "mask, Load Image (as Mask), the mask editor).")
+    if mask.shape[0] not in (1, batch):
+        raise ValueError(f"{node}: input '{input_name}' holds {mask.shape[0]} masks but the image batch "
+                         f"has {batch} images. Give one mask (it is used for every image) or one per image.")
+    mask = mask.float()
+    if tuple(mask.shape[1:]) != (height, width):
+        mask = F.interpolate(mask.unsqueeze(1), size=(height, width), mode="bilinear").squeeze(1)
+    return mask.clamp(0.0, 1.0)
+
+
+def feather(mask: torch.Tensor, pixels: int) -> torch.Tensor:
+    """The mask faded in over `pixels` pixels inside its edge; the keep region (0) stays exactly 0.
+
+    Mean of the mask eroded 0 .. pixels-1 times (3x3, chessboard distance): a pixel k steps inside
+    the edit region gets k / pixels, so the ramp runs 1/pixels, 2/pixels, ..., 1. The picture's own
+    border is not an edge (replicate padding).
+    """
+    if pixels <= 0:
+        return mask
+    m = mask.unsqueeze(1)
+    total = torch.zeros_like(m)
+    eroded = m
+    for _ in range(pixels):
+        total += eroded
+        eroded = -F.max_pool2d(F.pad(-eroded, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    return (total / pixels).squeeze(1)
+
+
+def composite(original: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """IMAGE `edited` where the mask is 1, `original` (bit for bit) where it is 0, a blend between."""
+    m = mask.unsqueeze(-1).to(edited.dtype)
+    original = original.to(edited.device, edited.dtype)
+    return torch.where(m > 0, original + m * (edited - original), original)

@@ -1,0 +1,71 @@
+"""The README's stroke-editing figure: runs example_workflows/api/sdedit_strokes.json headless on a real
+ComfyUI server and puts the stroke painting, its mask and the result side by side.
+
+    python scripts/edit_figure.py --comfyui PATH [--ckpt PATH_OR_NAME] [--steps N] [--out JPG]
+
+Without --ckpt it uses the small random-weight test checkpoint: the masked part of the result is then
+noise (the kept frame is still the input's pixels). With a real SD1.5 checkpoint it is the picture.
+"""
+import argparse
+import json
+import pathlib
+import sys
+import tempfile
+
+from comfy_server import REPO, ComfyServer, prepare_workspace
+from img2img import find_checkpoint
+from PIL import Image, ImageDraw, ImageFont
+
+EXAMPLES = REPO / "example_workflows"
+INPUTS = [EXAMPLES / "input" / "sdedit_strokes.png", EXAMPLES / "input" / "sdedit_strokes_mask.png"]
+
+
+def side_by_side(pictures: list[Image.Image], captions: list[str]) -> Image.Image:
+    w, h = pictures[0].size
+    sheet = Image.new("RGB", (len(pictures) * (w + 8) + 8, h + 36), (32, 34, 40))
+    draw = ImageDraw.Draw(sheet)
+    for i, (pic, caption) in enumerate(zip(pictures, captions)):
+        x = 8 + i * (w + 8)
+        sheet.paste(pic.convert("RGB").resize((w, h)), (x, 8))
+        draw.text((x + w / 2, h + 22), caption, font=ImageFont.load_default(size=16), fill=(235, 238, 242),
+                  anchor="mm")
+    return sheet
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--comfyui", type=pathlib.Path, required=True, help="the ComfyUI checkout")
+    parser.add_argument("--ckpt", help="SD1.5 checkpoint: a path, or a name in ComfyUI/models/checkpoints")
+    parser.add_argument("--steps", type=int, help="sampling steps (default: the workflow's 20)")
+    parser.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "images" / "sdedit_strokes.jpg")
+    args = parser.parse_args()
+    sys.path.insert(0, str(args.comfyui))
+    checkpoint = find_checkpoint(args.ckpt, args.comfyui)
+    prompt = json.loads((EXAMPLES / "api" / "sdedit_strokes.json").read_text())
+    for node in prompt.values():
+        if node["class_type"] == "CheckpointLoaderSimple":
+            node["inputs"]["ckpt_name"] = checkpoint.name
+        if node["class_type"] == "SDEditSampler" and args.steps:
+            node["inputs"]["steps"] = args.steps
+    with tempfile.TemporaryDirectory() as tmp:
+        base = prepare_workspace(pathlib.Path(tmp), checkpoint, INPUTS)
+        with ComfyServer(args.comfyui, base) as server:
+            status, response = server.queue(prompt)
+            if status != 200:
+                sys.exit(f"the server refused the workflow: {response}")
+            entry = server.wait(response["prompt_id"])
+            if entry["status"]["status_str"] != "success":
+                sys.exit(f"the workflow failed: {entry['status']}")
+            [png] = server.saved_images(entry)
+            result = Image.open(png).copy()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tag = "result (random test checkpoint: noise)" if args.ckpt is None else f"result ({checkpoint.name})"
+    figure = side_by_side([Image.open(INPUTS[0]), Image.open(INPUTS[1]), result],
+                          ["input: stroke painting", "mask: white = edit", tag])
+    figure.save(args.out, format="JPEG", quality=88, optimize=True)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

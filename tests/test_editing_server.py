@@ -1,0 +1,85 @@
+"""The editing examples (strokes under a mask, repeats K = 3) run through a real `main.py --cpu` server."""
+import json
+
+import numpy as np
+import pytest
+from conftest import COMFYUI, REPO, SAMPLE_IMAGE
+from PIL import Image
+
+EXAMPLES = REPO / "example_workflows"
+STROKES = EXAMPLES / "input" / "sdedit_strokes.png"
+STROKES_MASK = EXAMPLES / "input" / "sdedit_strokes_mask.png"
+NAMES = ["sdedit_strokes", "sdedit_repeats"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, checkpoint_path):
+    """As conftest's server, with the stroke painting and its mask in the input folder too."""
+    from comfy_server import ComfyServer, prepare_workspace
+    base = prepare_workspace(tmp_path_factory.mktemp("comfyui"), checkpoint_path,
+                             [SAMPLE_IMAGE, STROKES, STROKES_MASK])
+    with ComfyServer(COMFYUI, base) as running:
+        yield running
+
+
+def prompt_of(name, checkpoint_path, steps=4):
+    """The shipped API twin, pointed at the test checkpoint, with few steps (the CPU is slow)."""
+    prompt = json.loads((EXAMPLES / "api" / f"{name}.json").read_text())
+    for node in prompt.values():
+        if node["class_type"] == "CheckpointLoaderSimple":
+            node["inputs"]["ckpt_name"] = checkpoint_path.name
+        if node["class_type"] == "SDEditSampler":
+            node["inputs"]["steps"] = steps
+    return prompt
+
+
+def run(server, prompt):
+    status, response = server.queue(prompt)
+    assert status == 200, response
+    entry = server.wait(response["prompt_id"])
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    [png] = server.saved_images(entry)
+    return np.asarray(Image.open(png).convert("RGB"), dtype=np.int16)
+
+
+def test_the_stroke_example_edits_inside_the_mask_and_keeps_the_rest(server, checkpoint_path):
+    out = run(server, prompt_of("sdedit_strokes", checkpoint_path))
+    source = np.asarray(Image.open(STROKES).convert("RGB"), dtype=np.int16)
+    assert out.shape == source.shape
+    mask = np.asarray(Image.open(STROKES_MASK).convert("L")) > 0
+    assert np.array_equal(out[~mask], source[~mask]), "the kept frame and signature are the input's pixels"
+    inner = np.zeros_like(mask)
+    inner[40:-40, 40:-120] = True  # well inside the mask, past the 16-pixel feather
+    assert np.abs(out[inner] - source[inner]).mean() > 5, "the masked part was edited"
+
+
+def test_the_repeats_example_runs_three_rounds_and_keeps_the_size(server, checkpoint_path):
+    prompt = prompt_of("sdedit_repeats", checkpoint_path)
+    assert [n["class_type"] for n in prompt.values()].count("SDEditAddNoise") == 3
+    out = run(server, prompt)
+    width, height = Image.open(SAMPLE_IMAGE).size
+    assert out.shape == (height, width, 3) and out.std() > 1.0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_examples_are_templates_whose_ui_and_api_twin_agree(server, name):
+    assert name in server.get("/api/workflow_templates")["sdedit-img2img"]
+    ui = server.get(f"/api/workflow_templates/sdedit-img2img/{name}.json")
+    assert ui == json.loads((EXAMPLES / f"{name}.json").read_text())
+    api = json.loads((EXAMPLES / "api" / f"{name}.json").read_text())
+    info = server.get("/object_info")
+    ui_nodes = {str(n["id"]): n for n in ui["nodes"] if n["type"] != "MarkdownNote"}
+    assert {k: n["type"] for k, n in ui_nodes.items()} == {k: n["class_type"] for k, n in api.items()}
+    links = {link[0]: link for link in ui["links"]}
+    for node_id, node in ui_nodes.items():
+        schema = info[node["type"]]
+        declared = list(schema["input"]["required"]) + list(schema["input"].get("optional", {}))
+        for socket in node["inputs"]:
+            if socket["name"] != "upload":
+                assert socket["name"] in declared, (node["type"], socket["name"])
+            if socket.get("link") is not None:
+                _, src, slot, _, dst_slot, _ = links[socket["link"]]
+                assert api[node_id]["inputs"][socket["name"]] == [str(src), slot]
+                assert node["inputs"][dst_slot] is socket
+        assert [o["name"] for o in node["outputs"]] == list(schema["output_name"]), node["type"]
+    assert server.get(f"/api/workflow_templates/sdedit-img2img/{name}.jpg")
