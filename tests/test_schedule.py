@@ -106,3 +106,32 @@ def test_strength_zero_makes_no_model_call_for_any_scheduler(chain):
         out = sdedit(counted, conds, latent, 0.0, scheduler=scheduler)
         assert torch.equal(out["samples"], latent["samples"])
     assert calls == []
+
+
+def test_the_chain_makes_one_vae_pass_each_way_and_never_reloads_the_model(chain, sd15, monkeypatch):
+    import comfy.model_patcher
+    from sdedit_img2img.nodes.decode import SDEditDecode
+    from sdedit_img2img.nodes.encode import SDEditEncode
+    model, conds, _ = chain
+    vae = sd15[2]
+    seen = {"encode": 0, "decode": 0, "load": 0}
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            seen[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+    monkeypatch.setattr(vae, "encode", counted("encode", vae.encode))
+    monkeypatch.setattr(vae, "decode", counted("decode", vae.decode))
+    monkeypatch.setattr(comfy.model_patcher.ModelPatcher, "load",
+                        counted("load", comfy.model_patcher.ModelPatcher.load))
+    counted_model, calls = counting(model)
+    for run in range(2):
+        if run == 1:
+            seen.update(encode=0, decode=0, load=0)
+            calls.clear()
+        latent = SDEditEncode.execute(picture(3), vae)[0]
+        out = sdedit(counted_model, conds, latent, 0.5, steps=4)
+        SDEditDecode.execute(out, vae)
+    assert seen == {"encode": 1, "decode": 1, "load": 0}
+    assert calls == [2, 2]
