@@ -120,6 +120,9 @@ def side_by_side(chains, counters, runs):
         for name in order:
             results[name].append(measure(chains[name], counters))
     summary = {}
+    if len(chains) == 2:  # each round's two runs are neighbours in time: the ratio of each pair drifts less
+        first, second = chains
+        summary["paired_ratio"] = statistics.median(a[0] / b[0] for a, b in zip(results[first], results[second]))
     for name, rows in results.items():
         counts = rows[-1][3]
         assert all(r[3] == counts for r in rows), f"{name}: counts differ between runs"
@@ -178,12 +181,16 @@ def plot(equal, path):
 
 
 def main():
+    global STRENGTHS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", help="an SD1.5 checkpoint (default: the random-weight test checkpoint)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per chain and strength (default 5)")
     parser.add_argument("--size", default="96x64", help="picture size WxH (default 96x64, the tests' size: CPU minutes)")
     parser.add_argument("--out", default="native", help="result name under bench/results/")
+    parser.add_argument("--strengths", default=",".join(map(str, STRENGTHS)), help="comma-separated (default 0.2-0.8)")
+    parser.add_argument("--no-same-steps", action="store_true", help="skip the same-steps table (the slow one)")
     args = parser.parse_args()
+    STRENGTHS = tuple(float(v) for v in args.strengths.split(","))
     import comfy.utils
     import nodes as host_nodes
     import torch
@@ -206,7 +213,7 @@ def main():
                                     counters, args.runs)
             print(s, equal[s], flush=True)
         report(args, ckpt, torch.__version__, (w, h), equal, same_steps, zero, ms_import, node_count)
-        for s in STRENGTHS:  # the same-steps table last: it is the slow one
+        for s in () if args.no_same_steps else STRENGTHS:  # the same-steps table last: it is the slow one
             same_steps[s] = side_by_side({"native": lambda s=s: native_chain(m, vae, conds, image, s, STEPS)},
                                          counters, args.runs)["native"]
             print(s, same_steps[s], flush=True)
@@ -223,14 +230,16 @@ def report(args, ckpt, torch_version, size, equal, same_steps, zero, ms_import, 
              f"Median of {args.runs} timed runs after a warm-up, chains alternating. `python bench/native.py`.", "",
              "## Equal model calls (pack: steps 20, proportional; native: KSampler steps round(s*20), denoise s)", "",
              "| strength | model calls (batch) pack / native | VAE enc+dec pack / native | time pack s | time native s "
-             "| time ratio | peak RSS pack MiB | peak RSS native MiB | peak ratio | peak increment pack / native MiB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| time ratio | peak RSS pack MiB | peak RSS native MiB | peak ratio | peak increment pack / native MiB "
+             "| median of paired time ratios |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in STRENGTHS:
         p, nv = equal[s]["pack"], equal[s]["native"]
         lines.append(f"| {s} | {p['calls']} ({p['batches']}) / {nv['calls']} ({nv['batches']}) | "
                      f"{p['encodes']}+{p['decodes']} / {nv['encodes']}+{nv['decodes']} | {p['time']:.3f} | "
                      f"{nv['time']:.3f} | {p['time'] / nv['time']:.3f} | {p['peak'] / 1024:.0f} | {nv['peak'] / 1024:.0f} | "
-                     f"{p['peak'] / nv['peak']:.3f} | {p['delta'] / 1024:.0f} / {nv['delta'] / 1024:.0f} |")
+                     f"{p['peak'] / nv['peak']:.3f} | {p['delta'] / 1024:.0f} / {nv['delta'] / 1024:.0f} | "
+                     f"{equal[s].get('paired_ratio', float('nan')):.3f} |")
     lines += ["", f"Model loads during the timed runs: pack {sum(equal[s]['pack']['loads'] for s in STRENGTHS)}, "
               f"native {sum(equal[s]['native']['loads'] for s in STRENGTHS)} (the model stays loaded between runs). "
               f"Strength 0: {zero['calls']} model calls, {zero['encodes']} encode, {zero['decodes']} decode.", "",
