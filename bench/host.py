@@ -43,8 +43,9 @@ def load_pack():
 def load_checkpoint(path: str | None = None):
     """(model, clip, vae, checkpoint path) through the host's CheckpointLoaderSimple."""
     import folder_paths
-    import nodes
     import tiny_checkpoint
+
+    import nodes
     ckpt = pathlib.Path(path).expanduser().resolve() if path else tiny_checkpoint.ensure_checkpoint()
     folder_paths.add_model_folder_path("checkpoints", str(ckpt.parent), is_default=True)
     return (*nodes.CheckpointLoaderSimple().load_checkpoint(ckpt.name), ckpt)

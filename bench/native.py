@@ -17,7 +17,6 @@ Import and registration: a fresh interpreter that has imported the host first ti
 and running comfy_entrypoint() + get_node_list().
 """
 import argparse
-import asyncio
 import datetime
 import statistics
 import subprocess
@@ -192,8 +191,9 @@ def main():
     args = parser.parse_args()
     STRENGTHS = tuple(float(v) for v in args.strengths.split(","))
     import comfy.utils
-    import nodes as host_nodes
     import torch
+
+    import nodes as host_nodes
     comfy.utils.PROGRESS_BAR_ENABLED = False  # both chains alike; no console output in the timings
     w, h = (int(v) for v in args.size.split("x"))
     image = load_picture((w, h))

@@ -58,8 +58,9 @@ def relative_error(model, cond, schedule, scheduler, steps, strength, step_mode,
 
 def error_table(model, clip, steps=20):
     """{(kind, step_mode, scheduler, strength): (today, now)} over every host scheduler."""
-    import nodes as host_nodes
     from sdedit_img2img.nodes import sdedit_math as sm
+
+    import nodes as host_nodes
     cond = host_nodes.CLIPTextEncode().encode(clip, "")[0]
     table = {}
     for kind in MODELS:

@@ -83,8 +83,9 @@ def test_penultimate_discarding_samplers_keep_the_step_count(scheduler):
 
 @pytest.fixture(scope="module")
 def chain(sd15):
-    import nodes as host_nodes
     from sdedit_img2img.nodes.encode import SDEditEncode
+
+    import nodes as host_nodes
     encode = host_nodes.CLIPTextEncode().encode
     conds = encode(sd15[1], "a red house")[0], encode(sd15[1], "blurry")[0]
     return sd15[0], conds, SDEditEncode.execute(picture(2), sd15[2])[0]
