@@ -6,6 +6,7 @@ Units: every noise level here is a *sigma* in the host's k-diffusion convention
 `add_noise` are in the model's own space (`latent_format.process_in` already applied).
 """
 import math
+import types
 
 import comfy.samplers
 import torch
@@ -14,6 +15,10 @@ STEP_MODES = ("proportional", "all")
 
 # floor(x + 0.5) must see 0.58 * 25 = 14.499999999999998 as the 14.5 it means.
 _ROUNDING_SLACK = 1e-9
+
+
+# A tail whose first step (from sigma_start) spans more than this many times the next one is broken.
+BROKEN_TAIL = 3.0
 
 
 def start_sigma(model_sampling, strength: float) -> float:
@@ -86,17 +91,38 @@ def sdedit_sigmas(model_sampling, scheduler: str, steps: int, strength: float, s
                   step_mode: str = "proportional", discard_penultimate: bool = False) -> torch.Tensor:
     """The sigmas that steps 3 and 4 walk: from `sigma_start` down to 0.
 
-    proportional: the last round(strength * steps) steps of the `steps`-step schedule (as A1111 and
-        diffusers count them).
-    all: `steps` steps, the tail of the schedule that has steps / strength steps (as the host's
-        KSampler counts `denoise`).
-    Either way the first sigma is replaced by `sigma_start`, so every scheduler and step count
-    starts from the same noise level, the one the latent was noised to.
+    proportional: round(strength * steps) steps (as A1111 and diffusers count them).
+    all: `steps` steps (as the host's KSampler counts `denoise`).
+    Every scheduler and step count starts from the same noise level, the one the latent was noised to.
+    Schedulers that space their levels in the model's time (normal, simple, beta, ...) run the tail of
+    their longer schedule, its first sigma set to `sigma_start`: that tail already starts next to it.
+    Schedulers that space their levels in sigma (karras, exponential, kl_optimal) would start their
+    tail far below `sigma_start`, leaving one huge first step; they are laid out afresh between
+    `sigma_start` and the model's sigma_min instead, with the same number of steps.
     """
     if step_mode not in STEP_MODES:
         raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
     if sigma_start <= 0.0:
         return torch.zeros(0)
+    count = proportional_step_count(strength, steps) if step_mode == "proportional" else steps
+    if not comfy.samplers.SCHEDULER_HANDLERS[scheduler].use_ms:
+        return sub_range_schedule(model_sampling, scheduler, count, sigma_start, discard_penultimate)
+    tail = tail_schedule(model_sampling, scheduler, steps, strength, sigma_start, step_mode, discard_penultimate)
+    if scheduler == "beta" and step_mode == "all" and len(tail) > 2 and \
+            float(tail[0] - tail[1]) > BROKEN_TAIL * float(tail[1] - tail[2]):
+        # At low strength the tail of a steps/strength-step beta schedule sits in its crowded low end.
+        fresh = table_below_schedule(model_sampling, scheduler, count, sigma_start, discard_penultimate)
+        return tail if fresh is None else fresh
+    return tail
+
+
+def tail_schedule(model_sampling, scheduler: str, steps: int, strength: float, sigma_start: float,
+                  step_mode: str = "proportional", discard_penultimate: bool = False) -> torch.Tensor:
+    """The last steps of the full schedule, started at `sigma_start`.
+
+    proportional: the last round(strength * steps) steps of the `steps`-step schedule.
+    all: `steps` steps, the tail of the schedule that has steps / strength steps.
+    """
     if step_mode == "proportional":
         count = proportional_step_count(strength, steps)
         sigmas = full_schedule(model_sampling, scheduler, steps, discard_penultimate)
@@ -105,6 +131,41 @@ def sdedit_sigmas(model_sampling, scheduler: str, steps: int, strength: float, s
         total = max(steps, int(steps / strength + _ROUNDING_SLACK))
         sigmas = full_schedule(model_sampling, scheduler, total, discard_penultimate)
     return starting_at(sigmas[-(count + 1):].float(), sigma_start)
+
+
+def sub_range_schedule(model_sampling, scheduler: str, count: int, sigma_start: float,
+                       discard_penultimate: bool = False) -> torch.Tensor:
+    """`count` steps of a sigma-spaced host scheduler laid out over [sigma_min, sigma_start], then 0.
+
+    The scheduler's own formula with `sigma_start` as its top level: its spacing is kept whatever
+    the strength. Below sigma_min (a strength near 0) the bottom is halved so noise still only goes down.
+    """
+    handler = comfy.samplers.SCHEDULER_HANDLERS[scheduler].handler
+    sigma_min = min(float(model_sampling.sigma_min), sigma_start / 2)
+    n = count + 1 if discard_penultimate else count
+    if n == 1:  # kl_optimal divides by n - 1
+        sigmas = torch.tensor([sigma_start, 0.0])
+    else:
+        sigmas = handler(n=n, sigma_min=sigma_min, sigma_max=sigma_start).float()
+    if discard_penultimate:
+        sigmas = torch.cat([sigmas[:-2], sigmas[-1:]])
+    sigmas[0] = sigma_start  # the formulas round-trip sigma_start through float32 powers and logs
+    return sigmas
+
+
+def table_below_schedule(model_sampling, scheduler: str, count: int, sigma_start: float,
+                         discard_penultimate: bool = False) -> torch.Tensor | None:
+    """`count` steps of a scheduler that indexes the model's table of sigmas, over the table cut at `sigma_start`.
+
+    None where the cut table is too short to give `count` distinct levels (a strength near 0).
+    """
+    table = model_sampling.sigmas
+    below = types.SimpleNamespace(sigmas=torch.cat([table[table < sigma_start], table.new_tensor([sigma_start])]))
+    sigmas = full_schedule(below, scheduler, count, discard_penultimate).float()
+    if len(sigmas) != count + 1:
+        return None
+    sigmas[0] = sigma_start
+    return sigmas
 
 
 def starting_at(tail: torch.Tensor, sigma_start: float) -> torch.Tensor:

@@ -78,9 +78,10 @@ def test_proportional_is_the_tail_of_the_full_schedule():
 
 
 def test_all_mode_is_the_hosts_denoise_tail():
+    """For schedulers spaced in the model's time; sigma-spaced ones are laid out afresh (tests/test_schedule.py)."""
     ms = eps_sampling()
-    ksampler_tail = comfy.samplers.calculate_sigmas(ms, "karras", int(20 / 0.4))[-21:]  # KSampler(denoise=0.4)
-    sigmas = sm.sdedit_sigmas(ms, "karras", 20, 0.4, sm.start_sigma(ms, 0.4), "all")
+    ksampler_tail = comfy.samplers.calculate_sigmas(ms, "normal", int(20 / 0.4))[-21:]  # KSampler(denoise=0.4)
+    sigmas = sm.sdedit_sigmas(ms, "normal", 20, 0.4, sm.start_sigma(ms, 0.4), "all")
     torch.testing.assert_close(sigmas[1:], ksampler_tail[1:], rtol=0, atol=0)
 
 

@@ -1,0 +1,138 @@
+"""Schedules that keep each scheduler's spacing below the strength's noise level (issue 8), checked
+against SDEdit's closed form on Gaussian data through the host's real sampler, plus the model-call minimum."""
+import sys
+
+import comfy.samplers
+import pytest
+import torch
+from conftest import REPO
+from sdedit_img2img.nodes import sdedit_math as sm
+from test_maths import eps_sampling, flow_sampling
+from test_nodes import counting, picture, sdedit
+
+sys.path.insert(0, str(REPO / "bench"))
+import schedule_error as se  # noqa: E402  (the bench's closed-form machinery, shared)
+
+# Cells measured to miss "within 1.25x of normal" with every layout tried (bench/results/schedule_error.md):
+# exponential's geometric spacing with 4-8 steps on EPS, simple / sgm_uniform at 0.1 in "all" mode,
+# linear_quadratic (a flow-model schedule) at high strength on the flow model. None is worse than before.
+KNOWN_MISSES = {("eps", "proportional", "exponential", s) for s in (0.2, 0.3, 0.4)} | {
+    ("eps", "all", "simple", 0.1), ("eps", "all", "sgm_uniform", 0.1)} | {
+    ("flow", mode, "linear_quadratic", s) for mode in sm.STEP_MODES for s in (0.7, 0.8, 0.9)}
+TIME_SPACED_KEPT = ("normal", "simple", "sgm_uniform", "ddim_uniform", "linear_quadratic")
+
+
+@pytest.fixture(scope="module")
+def table(sd15):
+    return se.error_table(sd15[0], sd15[1], steps=20)
+
+
+def test_every_scheduler_is_within_a_quarter_of_normal_and_never_worse_than_before(table):
+    misses = {line.split(":")[0] for line in se.failures(table) if "today" not in line}
+    worse = [line for line in se.failures(table) if "today" in line]
+    assert not worse, worse
+    assert misses <= {f"{k}/{m}/{sch}@{s}" for k, m, sch, s in KNOWN_MISSES}, misses
+
+
+def test_sigma_spaced_schedulers_got_much_better_at_low_strength(table):
+    """The point of the change: karras/exponential/kl_optimal no longer start with one huge step."""
+    for kind, mode, scheduler, s in table:
+        if scheduler in ("karras", "exponential", "kl_optimal") and 0.2 <= s <= 0.4:
+            today, now = table[kind, mode, scheduler, s]
+            assert now < 0.8 * today, (kind, mode, scheduler, s, today, now)
+
+
+@pytest.mark.parametrize("ms", [eps_sampling(), flow_sampling()], ids=["eps", "flow"])
+@pytest.mark.parametrize("step_mode", sm.STEP_MODES)
+def test_schedulers_that_met_the_target_keep_todays_sigmas_bit_for_bit(ms, step_mode):
+    for scheduler in TIME_SPACED_KEPT + ("beta",):
+        for steps in (1, 7, 20, 50):
+            for s in [i / 20 for i in range(1, 21)]:
+                sigma0 = sm.start_sigma(ms, s)
+                now = sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, step_mode)
+                today = sm.tail_schedule(ms, scheduler, steps, s, sigma0, step_mode)
+                if scheduler == "beta" and step_mode == "all":  # changed only where its tail is broken
+                    broken = len(today) > 2 and float(today[0] - today[1]) > sm.BROKEN_TAIL * float(today[1] - today[2])
+                    assert torch.equal(now, today) or broken
+                else:
+                    assert torch.equal(now, today), (scheduler, steps, s)
+
+
+@pytest.mark.parametrize("ms", [eps_sampling(), flow_sampling()], ids=["eps", "flow"])
+@pytest.mark.parametrize("scheduler", ["karras", "exponential", "kl_optimal"])
+def test_sigma_spaced_schedules_are_the_schedulers_own_formula_from_the_start_level(ms, scheduler):
+    handler = comfy.samplers.SCHEDULER_HANDLERS[scheduler].handler
+    for steps, s, mode, count in ((20, 0.3, "proportional", 6), (10, 0.45, "all", 10)):
+        sigma0 = sm.start_sigma(ms, s)
+        sigmas = sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, mode)
+        own = handler(n=count, sigma_min=float(ms.sigma_min), sigma_max=sigma0)
+        assert len(sigmas) == count + 1 and float(sigmas[0]) == pytest.approx(sigma0, rel=1e-6)
+        torch.testing.assert_close(sigmas[1:], own[1:].float(), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("scheduler", ["karras", "kl_optimal", "beta"])
+def test_penultimate_discarding_samplers_keep_the_step_count(scheduler):
+    ms = eps_sampling()
+    for s, mode, count in ((0.3, "proportional", 6), (0.15, "all", 20)):
+        sigmas = sm.sdedit_sigmas(ms, scheduler, 20, s, sm.start_sigma(ms, s), mode, discard_penultimate=True)
+        assert len(sigmas) == count + 1 and float(sigmas[-1]) == 0.0
+        assert bool((sigmas[1:] < sigmas[:-1]).all())
+
+
+# --- the model-call minimum (counted by instrumenting the U-Net, not timed) ---------------------
+
+@pytest.fixture(scope="module")
+def chain(sd15):
+    from sdedit_img2img.nodes.encode import SDEditEncode
+
+    import nodes as host_nodes
+    encode = host_nodes.CLIPTextEncode().encode
+    conds = encode(sd15[1], "a red house")[0], encode(sd15[1], "blurry")[0]
+    return sd15[0], conds, SDEditEncode.execute(picture(2), sd15[2])[0]
+
+
+@pytest.mark.parametrize("scheduler", ["karras", "exponential", "kl_optimal", "beta"])
+@pytest.mark.parametrize("strength,step_mode,expected", [(0.15, "all", 6), (0.5, "proportional", 3)])
+def test_changed_schedules_make_exactly_one_batched_call_per_step(chain, scheduler, strength, step_mode, expected):
+    model, conds, latent = chain
+    counted, calls = counting(model)
+    sdedit(counted, conds, latent, strength, steps=6, scheduler=scheduler, step_mode=step_mode)
+    assert calls == [2] * expected
+
+
+def test_strength_zero_makes_no_model_call_for_any_scheduler(chain):
+    model, conds, latent = chain
+    counted, calls = counting(model)
+    for scheduler in comfy.samplers.KSampler.SCHEDULERS:
+        out = sdedit(counted, conds, latent, 0.0, scheduler=scheduler)
+        assert torch.equal(out["samples"], latent["samples"])
+    assert calls == []
+
+
+def test_the_chain_makes_one_vae_pass_each_way_and_never_reloads_the_model(chain, sd15, monkeypatch):
+    import comfy.model_patcher
+    from sdedit_img2img.nodes.decode import SDEditDecode
+    from sdedit_img2img.nodes.encode import SDEditEncode
+    model, conds, _ = chain
+    vae = sd15[2]
+    seen = {"encode": 0, "decode": 0, "load": 0}
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            seen[name] += 1
+            return function(*args, **kwargs)
+        return wrapper
+    monkeypatch.setattr(vae, "encode", counted("encode", vae.encode))
+    monkeypatch.setattr(vae, "decode", counted("decode", vae.decode))
+    monkeypatch.setattr(comfy.model_patcher.ModelPatcher, "load",
+                        counted("load", comfy.model_patcher.ModelPatcher.load))
+    counted_model, calls = counting(model)
+    for run in range(2):
+        if run == 1:
+            seen.update(encode=0, decode=0, load=0)
+            calls.clear()
+        latent = SDEditEncode.execute(picture(3), vae)[0]
+        out = sdedit(counted_model, conds, latent, 0.5, steps=4)
+        SDEditDecode.execute(out, vae)
+    assert seen == {"encode": 1, "decode": 1, "load": 0}
+    assert calls == [2, 2]
