@@ -203,7 +203,8 @@ def parse_table(table: str) -> list[list[str]]:
 
 
 def test_sweep_tiles_are_the_four_nodes_chain_with_labels_and_faithful_metrics(model, conds, vae):
-    image = picture(3, height=H + 3, width=W + 5)  # not a multiple of 8: the host's VAE crops it
+    image = picture(3, height=H + 3, width=W + 5)  # not a multiple of 8: Encode pads, Decode restores the size
+    th, tw = H + 3, W + 5
     strengths, seed, steps = [0.0, 0.3, 0.7], 11, 6
     events, host_hook = [], comfy.utils.PROGRESS_BAR_HOOK
     comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None:
@@ -214,21 +215,21 @@ def test_sweep_tiles_are_the_four_nodes_chain_with_labels_and_faithful_metrics(m
     finally:
         comfy.utils.set_progress_bar_global_hook(host_hook)
     # One row of three tiles, each under a label band, GAP pixels apart.
-    band = grid.shape[1] - H - 2 * GAP
-    assert grid.shape == (1, H + band + 2 * GAP, 3 * W + 4 * GAP, 3)
+    band = grid.shape[1] - th - 2 * GAP
+    assert grid.shape == (1, th + band + 2 * GAP, 3 * tw + 4 * GAP, 3)
     assert 10 <= band <= 60
     rows = parse_table(table)
     assert [float(r[0]) for r in rows] == strengths
-    reference = vae.vae_encode_crop_pixels(image)
+    reference = image
     bands = []
     for i, strength in enumerate(strengths):
-        x = GAP + i * (W + GAP)
+        x = GAP + i * (tw + GAP)
         # The chain, node by node, from the full image: identical pixels.
         latent = SDEditEncode.execute(image, vae)[0]
         noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
         denoised = SDEditSampler.execute(model, *conds, noisy, steps, 7.0, "euler", "normal", "proportional")[0]
         chain = SDEditDecode.execute(denoised, vae)[0]
-        tile = grid[:, GAP + band:GAP + band + H, x:x + W]
+        tile = grid[:, GAP + band:GAP + band + th, x:x + tw]
         assert torch.equal(tile, chain)
         # Its row of the table: the steps that ran and metrics computed independently from the pixels.
         db, mad = numpy_psnr_and_mad(chain.numpy(), reference.numpy())
@@ -236,12 +237,12 @@ def test_sweep_tiles_are_the_four_nodes_chain_with_labels_and_faithful_metrics(m
         assert float(rows[i][2]) == pytest.approx(db, abs=0.0051)
         assert float(rows[i][3]) == pytest.approx(mad, abs=0.0051)
         # The label: dark text on a white band, unlike the tile, different for each strength.
-        label = grid[0, GAP:GAP + band, x:x + W]
+        label = grid[0, GAP:GAP + band, x:x + tw]
         assert label.max() == 1.0 and label.min() < 0.3 and (label < 0.5).float().mean() > 0.02
         bands.append(label)
     assert not torch.equal(bands[0], bands[1]) and not torch.equal(bands[1], bands[2])
     # The gaps between tiles are plain white.
-    assert (grid[0, :, W + GAP:W + 2 * GAP] == 1.0).all()
+    assert (grid[0, :, tw + GAP:tw + 2 * GAP] == 1.0).all()
     # Progress: the host's bar over the strengths ends at 3 of 3 (the Denoise steps report in between).
     assert (3, 3) in events and events[-1] == (3, 3)
 
