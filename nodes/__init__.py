@@ -4,8 +4,11 @@ encode.py (1) → add_noise.py (2) → denoise.py (3 and 4) → decode.py (5);
 sdedit_math.py holds the maths they share, free of any UI; sweep.py runs the four at several
 strengths side by side (its arithmetic in sweep_math.py).
 """
+import sys
+
 from typing_extensions import override
 
+from . import routes
 from .add_noise import SDEditAddNoise
 from .common import ComfyExtension, io
 from .decode import SDEditDecode
@@ -21,4 +24,8 @@ class SDEditExtension(ComfyExtension):
 
 
 async def comfy_entrypoint() -> SDEditExtension:
+    # Here rather than in on_load, which ComfyUI 0.3.64 never calls. In-process use has no server.
+    server = sys.modules.get("server")
+    if getattr(getattr(server, "PromptServer", None), "instance", None) is not None:
+        routes.register(server.PromptServer.instance)
     return SDEditExtension()

@@ -61,6 +61,21 @@ def proportional_step_count(strength: float, steps: int) -> int:
     return max(1, math.floor(strength * steps + 0.5 + _ROUNDING_SLACK))
 
 
+def step_plan(strength: float, steps: int, step_mode: str) -> tuple[int, int]:
+    """(steps that run, steps of the schedule they are the tail of): what Denoise will do.
+
+    proportional: round(strength * steps) of `steps` (A1111, diffusers). all: `steps` of the
+    steps / strength schedule (the host's KSampler `denoise`). Strength 0 runs nothing.
+    """
+    if step_mode not in STEP_MODES:
+        raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
+    if strength <= 0.0:
+        return 0, steps
+    if step_mode == "proportional":
+        return proportional_step_count(strength, steps), steps
+    return steps, max(steps, int(steps / strength + _ROUNDING_SLACK))
+
+
 def full_schedule(model_sampling, scheduler: str, steps: int, discard_penultimate: bool = False) -> torch.Tensor:
     """The host scheduler's `steps`-step schedule (steps + 1 sigmas, ending at 0).
 

@@ -1,0 +1,156 @@
+// The SDEdit canvas extension: one colour per step, a live line on Denoise saying what will run, and a
+// one-click "SDEdit image-to-image" graph. Only the frontend's extension API; the only requests go to the
+// local server (the backend's own step rule), through api.fetchApi so no URL or folder name is hard-coded.
+import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
+
+const EXTENSION = "SDEdit.Img2Img";
+const INSERT_COMMAND = "SDEdit.InsertImg2ImgGraph";
+const INSERT_LABEL = "SDEdit image-to-image";
+const LINE_WIDGET = "sdedit_step_line";
+
+// One colour per step of the README figure: 1 encode, 2 add noise, 3-4 denoise, 5 decode.
+export const STEP_COLOURS = {
+    SDEditEncode: { color: "#2a4d6e", bgcolor: "#3b6a96" },    // blue
+    SDEditAddNoise: { color: "#6e4a1f", bgcolor: "#96662b" },  // amber
+    SDEditSampler: { color: "#2e5e3a", bgcolor: "#3f8050" },   // green
+    SDEditDecode: { color: "#5a2e6e", bgcolor: "#7b3f96" },    // purple
+};
+
+const typeOf = (node) => node?.comfyClass ?? node?.type;
+const widget = (node, name) => node?.widgets?.find((w) => w.name === name);
+
+function isWired(node, name) {
+    const slot = node.findInputSlot(name);
+    if (slot < 0) return false;
+    return node.isInputConnected ? node.isInputConnected(slot) : node.inputs[slot].link != null;
+}
+
+/** The strength of the Add Noise node that feeds `node`'s noisy_latent, followed back through reroutes
+ *  and nodes that pass a LATENT on; null where it cannot be followed (or the strength is wired in). */
+export function upstreamStrength(node) {
+    if (!node.graph) return null;  // nodeCreated runs before the node is added to a graph
+    let current = node;
+    let slot = node.findInputSlot("noisy_latent");
+    const seen = new Set();
+    while (slot >= 0 && current && !seen.has(current.id)) {
+        seen.add(current.id);
+        const origin = current.getInputNode(slot);
+        if (!origin) return null;
+        if (typeOf(origin) === "SDEditAddNoise") {
+            const value = Number(widget(origin, "strength")?.value);
+            return isWired(origin, "strength") || !Number.isFinite(value) ? null : value;
+        }
+        slot = origin.inputs?.findIndex((i) => i.type === "LATENT" || i.type === "*") ?? -1;
+        current = origin;
+    }
+    return null;
+}
+
+const plans = new Map();  // query -> the backend's answer (or a pending promise)
+
+async function stepPlan(strength, steps, mode) {
+    const query = new URLSearchParams({ strength: String(strength), steps: String(steps), step_mode: mode });
+    const key = query.toString();
+    if (!plans.has(key)) {
+        plans.set(key, api.fetchApi(`/sdedit/step_plan?${key}`).then((r) => r.json()));
+    }
+    return plans.get(key);
+}
+
+/** The line's text for a Denoise node, from the backend's rule. */
+export async function stepLine(node) {
+    const steps = Number(widget(node, "steps")?.value);
+    const mode = widget(node, "step_mode")?.value ?? "proportional";
+    const strength = upstreamStrength(node);
+    if (strength === null) return `strength unknown: connect SDEdit 2 · Add Noise (${steps} steps, ${mode})`;
+    const plan = await stepPlan(strength, steps, mode);
+    if (plan.error) return `cannot plan: ${plan.error}`;
+    if (plan.run === 0) return `runs 0 of ${plan.of} steps: strength 0 keeps the image`;
+    return `runs ${plan.run} of ${plan.of} steps from σ = ${plan.sigma.toFixed(3)} (strength ${strength.toFixed(2)})`;
+}
+
+function addStepLine(node) {
+    const line = document.createElement("div");
+    line.className = "sdedit-step-line";
+    line.title = "What SDEdit 3 · Denoise will run (σ quoted on the SD1.5 noise schedule)";
+    Object.assign(line.style, { font: "12px sans-serif", padding: "2px 6px", opacity: "0.9",
+                                whiteSpace: "nowrap", overflow: "hidden", textOverflow: "ellipsis" });
+    line.textContent = "…";
+    const w = node.addDOMWidget(LINE_WIDGET, "sdedit_step_line", line, { serialize: false, getValue: () => "" });
+    w.serialize = false;  // a canvas hint: never in the saved workflow or the prompt
+    w.computeSize = (width) => [width, 22];
+    let shown = "";
+    node.sdeditRefresh = async () => {
+        const text = await stepLine(node);
+        if (text !== shown) line.textContent = shown = text;
+    };
+}
+
+function refreshAll() {
+    for (const node of app.graph?.nodes ?? []) node.sdeditRefresh?.();
+}
+
+function addNode(type, pos, values = {}) {
+    const node = LiteGraph.createNode(type);
+    node.pos = pos;
+    app.graph.add(node);
+    for (const [name, value] of Object.entries(values)) {
+        const w = widget(node, name);
+        if (w) w.value = value;
+    }
+    return node;
+}
+
+// Host nodes name outputs by type (MODEL, CLIP), V3 nodes by role (latent): match either.
+function link(from, output, to, input) {
+    const slot = from.outputs.findIndex((o) => o.name === output || o.type === output);
+    from.connect(slot, to, to.findInputSlot(input));
+}
+
+/** Inserts Load Checkpoint, Load Image, two CLIP Text Encode, the four SDEdit nodes and Save Image, wired. */
+export function insertImg2ImgGraph() {
+    const [x, y] = app.canvas?.graph_mouse ?? [0, 0];
+    const ckpt = addNode("CheckpointLoaderSimple", [x, y]);
+    const image = addNode("LoadImage", [x, y + 160]);
+    const positive = addNode("CLIPTextEncode", [x + 340, y], { text: "a photograph, highly detailed" });
+    const negative = addNode("CLIPTextEncode", [x + 340, y + 220], { text: "blurry, low quality" });
+    const encode = addNode("SDEditEncode", [x + 340, y + 440]);
+    const noise = addNode("SDEditAddNoise", [x + 700, y + 440]);
+    const denoise = addNode("SDEditSampler", [x + 1020, y]);
+    const decode = addNode("SDEditDecode", [x + 1360, y]);
+    const save = addNode("SaveImage", [x + 1600, y], { filename_prefix: "sdedit/img2img" });
+    link(ckpt, "CLIP", positive, "clip");
+    link(ckpt, "CLIP", negative, "clip");
+    link(image, "IMAGE", encode, "image");
+    link(ckpt, "VAE", encode, "vae");
+    link(ckpt, "MODEL", noise, "model");
+    link(encode, "LATENT", noise, "latent");
+    link(ckpt, "MODEL", denoise, "model");
+    link(positive, "CONDITIONING", denoise, "positive");
+    link(negative, "CONDITIONING", denoise, "negative");
+    link(noise, "LATENT", denoise, "noisy_latent");
+    link(denoise, "LATENT", decode, "latent");
+    link(ckpt, "VAE", decode, "vae");
+    link(decode, "IMAGE", save, "images");
+    app.graph.setDirtyCanvas(true, true);
+    return [ckpt, image, positive, negative, encode, noise, denoise, decode, save].map((n) => n.id);
+}
+
+app.registerExtension({
+    name: EXTENSION,
+    commands: [{ id: INSERT_COMMAND, label: INSERT_LABEL, icon: "pi pi-images", function: insertImg2ImgGraph }],
+    menuCommands: [{ path: ["Extensions", "SDEdit"], commands: [INSERT_COMMAND] }],
+    // The canvas' right-click menu, on frontends that offer this hook.
+    getCanvasMenuItems: () => [null, { content: INSERT_LABEL, callback: () => insertImg2ImgGraph() }],
+    nodeCreated(node) {
+        const colours = STEP_COLOURS[typeOf(node)];
+        if (colours) Object.assign(node, colours);
+        if (typeOf(node) === "SDEditSampler") addStepLine(node);
+    },
+    setup() {
+        // Widget callbacks and link events differ between frontend versions; a light poll that only
+        // asks the server when (strength, steps, mode) changed follows all of them the same way.
+        setInterval(refreshAll, 250);
+    },
+});
