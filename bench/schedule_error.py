@@ -49,7 +49,7 @@ def relative_error(model, cond, schedule, scheduler, steps, strength, step_mode,
     noisy = SDEditAddNoise.execute(model, {"samples": fmt.process_out(y)}, strength, seed)[0]
     sigma0 = latent_info.read(noisy).sigma
     sigmas = schedule(ms, scheduler, steps, strength, sigma0, step_mode)
-    out = fmt.process_in(denoise(model, cond, cond, 1.0, "euler", sigmas, noisy["samples"], seed))
+    out = fmt.process_in(denoise(model, cond, cond, 1.0, "euler", sigmas, noisy["samples"], seed)[0])
     x = fmt.process_in(noisy["samples"])
     a0 = 1 - sigma0 if isinstance(ms, comfy.model_sampling.CONST) else 1.0
     exact = MU + TAU * (x - a0 * MU) / (a0 ** 2 * TAU ** 2 + sigma0 ** 2) ** 0.5

@@ -92,9 +92,12 @@ def denoise(model, positive, negative, cfg: float, sampler_name: str, sigmas: to
                             denoise_mask=denoise_mask,
                             callback=progress_callback(model, len(sigmas) - 1, predictions),
                             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    samples = samples.to(comfy.model_management.intermediate_device())
+    if not predictions:  # adaptive samplers (dpm_adaptive) may finish without reporting a step
+        return samples, samples.clone()
     # The callback sees model space; the guider's own process_latent_out brings the result back.
     trajectory = model.get_model_object("latent_format").process_out(torch.cat(predictions))
-    return samples.to(comfy.model_management.intermediate_device()), trajectory
+    return samples, trajectory
 
 
 class SDEditSampler(io.ComfyNode):

@@ -104,7 +104,7 @@ def sdedit_sigmas(model_sampling, scheduler: str, steps: int, strength: float, s
         raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
     if sigma_start <= 0.0:
         return torch.zeros(0)
-    count = proportional_step_count(strength, steps) if step_mode == "proportional" else steps
+    count = step_plan(strength, steps, step_mode)[0]
     if not comfy.samplers.SCHEDULER_HANDLERS[scheduler].use_ms:
         return sub_range_schedule(model_sampling, scheduler, count, sigma_start, discard_penultimate)
     tail = tail_schedule(model_sampling, scheduler, steps, strength, sigma_start, step_mode, discard_penultimate)
@@ -123,13 +123,8 @@ def tail_schedule(model_sampling, scheduler: str, steps: int, strength: float, s
     proportional: the last round(strength * steps) steps of the `steps`-step schedule.
     all: `steps` steps, the tail of the schedule that has steps / strength steps.
     """
-    if step_mode == "proportional":
-        count = proportional_step_count(strength, steps)
-        sigmas = full_schedule(model_sampling, scheduler, steps, discard_penultimate)
-    else:
-        count = steps
-        total = max(steps, int(steps / strength + _ROUNDING_SLACK))
-        sigmas = full_schedule(model_sampling, scheduler, total, discard_penultimate)
+    count, total = step_plan(strength, steps, step_mode)
+    sigmas = full_schedule(model_sampling, scheduler, total, discard_penultimate)
     return starting_at(sigmas[-(count + 1):].float(), sigma_start)
 
 

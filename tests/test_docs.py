@@ -1,0 +1,33 @@
+"""Every node the pack registers has a help page (js/docs/<NodeId>.md) that names each of its inputs and
+outputs, read from the node's own schema (so a new input or node without its help fails here)."""
+import asyncio
+import re
+
+import pytest
+from conftest import REPO
+
+import sdedit_img2img
+
+
+def _nodes():
+    extension = asyncio.run(sdedit_img2img.comfy_entrypoint())
+    return asyncio.run(extension.get_node_list())
+
+
+def _names(schema):
+    inputs = [i.id for i in schema.inputs]
+    outputs = [o.display_name or o.id for o in schema.outputs]
+    return inputs, outputs
+
+
+@pytest.mark.parametrize("node", _nodes(), ids=lambda n: n.define_schema().node_id)
+def test_every_node_has_a_help_page_naming_its_inputs_and_outputs(node):
+    schema = node.define_schema()
+    page = REPO / "js" / "docs" / f"{schema.node_id}.md"
+    assert page.is_file(), f"{schema.node_id} has no help page {page}"
+    text = page.read_text()
+    inputs, outputs = _names(schema)
+    assert inputs and outputs, schema.node_id
+    missing = [n for n in inputs + outputs if not re.search(rf"\*\*{re.escape(n)}\*\*|`{re.escape(n)}`", text)]
+    assert not missing, f"{page} does not name (in **bold** or `code`) these inputs/outputs of the schema: {missing}"
+    assert "## Inputs" in text and re.search(r"## Outputs?", text), f"{page} lacks Inputs/Output sections"
