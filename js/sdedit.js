@@ -74,12 +74,12 @@ function addStepLine(node) {
     const line = document.createElement("div");
     line.className = "sdedit-step-line";
     line.title = "What SDEdit 3 · Denoise will run (σ quoted on the SD1.5 noise schedule)";
-    Object.assign(line.style, { font: "12px sans-serif", padding: "2px 6px", opacity: "0.9",
+    Object.assign(line.style, { font: "12px sans-serif", padding: "2px 6px", color: "#e8f5e9",
                                 whiteSpace: "nowrap", overflow: "hidden", textOverflow: "ellipsis" });
     line.textContent = "…";
     const w = node.addDOMWidget(LINE_WIDGET, "sdedit_step_line", line, { serialize: false, getValue: () => "" });
     w.serialize = false;  // a canvas hint: never in the saved workflow or the prompt
-    w.computeSize = (width) => [width, 22];
+    w.computeSize = (width) => [width, 26];
     let shown = "";
     node.sdeditRefresh = async () => {
         const text = await stepLine(node);
@@ -147,6 +147,12 @@ app.registerExtension({
         const colours = STEP_COLOURS[typeOf(node)];
         if (colours) Object.assign(node, colours);
         if (typeOf(node) === "SDEditSampler") addStepLine(node);
+    },
+    loadedGraphNode(node) {
+        // A saved workflow keeps the node's old size: make room for the step line.
+        if (typeOf(node) !== "SDEditSampler") return;
+        const height = node.computeSize()[1] + 8;
+        if (node.size[1] < height) node.setSize([node.size[0], height]);
     },
     setup() {
         // Widget callbacks and link events differ between frontend versions; a light poll that only
