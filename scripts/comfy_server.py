@@ -18,11 +18,13 @@ PACK_NAME = "sdedit-img2img"
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def prepare_workspace(base: pathlib.Path, checkpoint: pathlib.Path, images=()) -> pathlib.Path:
-    """Lays out a --base-directory: this pack in custom_nodes, `checkpoint` in models, `images` in input."""
+def prepare_workspace(base: pathlib.Path, checkpoint: pathlib.Path, images=(), link_pack: bool = True) -> pathlib.Path:
+    """Lays out a --base-directory: this pack in custom_nodes (linked, unless `link_pack` is false: the
+    caller installs it), `checkpoint` in models, `images` in input."""
     for sub in ("custom_nodes", "models/checkpoints", "input", "output", "user"):
         (base / sub).mkdir(parents=True, exist_ok=True)
-    _link(base / "custom_nodes" / PACK_NAME, REPO)
+    if link_pack:
+        _link(base / "custom_nodes" / PACK_NAME, REPO)
     _link(base / "models" / "checkpoints" / checkpoint.name, checkpoint.resolve())
     for image in images:
         shutil.copyfile(image, base / "input" / pathlib.Path(image).name)
