@@ -94,20 +94,23 @@ def test_unknown_step_mode_is_refused():
         sm.sdedit_sigmas(eps_sampling(), "normal", 20, 0.5, 1.0, "half")
 
 
-def test_add_noise_eps_is_latent_plus_sigma_times_noise():
-    ms = eps_sampling()
+def vpred_sampling():  # SD2-v's: discrete schedule, v-prediction
+    return type("VSampling", (host_ms.ModelSamplingDiscrete, host_ms.V_PREDICTION), {})()
+
+
+@pytest.mark.parametrize("make", [eps_sampling, vpred_sampling, flow_sampling], ids=["eps", "v", "flow"])
+@pytest.mark.parametrize("strength", [0.2, 0.5, 0.8])
+def test_add_noise_is_the_hosts_own_noise_scaling(make, strength):
+    """Below full strength the noisy latent is exactly what the model's own noise_scaling makes, so a
+    host that scales noise differently (e.g. a flow model's noise_scale) is followed, not re-derived."""
+    ms = make()
     g = torch.Generator().manual_seed(0)
     latent, noise = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
-    sigma = sm.start_sigma(ms, 0.5)
-    torch.testing.assert_close(sm.add_noise(ms, latent, noise, sigma), latent + sigma * noise)
-
-
-def test_add_noise_flow_interpolates_towards_noise():
-    ms = flow_sampling()
-    g = torch.Generator().manual_seed(0)
-    latent, noise = torch.randn(1, 4, 8, 8, generator=g), torch.randn(1, 4, 8, 8, generator=g)
-    sigma = sm.start_sigma(ms, 0.5)
-    torch.testing.assert_close(sm.add_noise(ms, latent, noise, sigma), sigma * noise + (1 - sigma) * latent)
+    sigma = sm.start_sigma(ms, strength)
+    assert 0.0 < sigma < float(ms.sigma_max)
+    expected = ms.noise_scaling(torch.tensor(sigma, dtype=torch.float32), noise, latent, max_denoise=False)
+    torch.testing.assert_close(sm.add_noise(ms, latent, noise, sigma), expected, rtol=0, atol=0)
+    assert not torch.equal(expected, latent) and not torch.equal(expected, noise)
 
 
 def test_add_noise_at_zero_is_the_latent(model_sampling):
