@@ -48,3 +48,12 @@ def test_js_talks_only_to_the_local_server():
                  for path in REPO.glob("js/**/*.js")
                  for line in path.read_text().splitlines() if absolute.search(line)]
     assert not offenders, offenders
+
+
+def test_js_never_writes_html_from_text():
+    """User text reaches the page only through textContent: no innerHTML/outerHTML/insertAdjacentHTML."""
+    offenders = [f"{path.relative_to(REPO)}: {line.strip()}"
+                 for path in REPO.glob("js/**/*.js")
+                 for line in path.read_text().splitlines()
+                 if re.search(r"\b(innerHTML|outerHTML|insertAdjacentHTML|document\.write)\b", line)]
+    assert not offenders, offenders

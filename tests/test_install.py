@@ -85,6 +85,9 @@ def test_the_installed_pack_serves_its_templates_and_thumbnails(installed):
         assert status == 200 and isinstance(body, dict) and body["nodes"], name
     status, thumbnail = server.request("GET", f"/api/workflow_templates/{folder}/sdedit_img2img.jpg")
     assert status == 200 and thumbnail[:3] == b"\xff\xd8\xff", "the thumbnail is not served as a JPEG"
+    for help_page in (REPO / "js" / "docs").glob("*.md"):  # the node library's help pages
+        status, body = server.request("GET", f"/extensions/{folder}/docs/{help_page.name}")
+        assert status == 200 and body == help_page.read_bytes(), help_page.name
 
 
 def test_the_installed_pack_runs_the_example_api_twin(installed, checkpoint_path):

@@ -99,3 +99,16 @@ def test_the_pack_does_no_network_no_subprocess_no_eval():
             assert not {n.split(".")[0] for n in names} & forbidden_modules, (path, names)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 assert node.func.id not in ("eval", "exec", "__import__"), (path, node.lineno)
+
+
+def test_nodes_use_the_hosts_dated_node_api_where_it_has_one():
+    import importlib
+
+    from sdedit_img2img.nodes import common
+    try:
+        dated = importlib.import_module("comfy_api.v0_0_2")
+    except ImportError:
+        dated = importlib.import_module("comfy_api.latest")
+    assert common.io is dated.io and common.ComfyExtension is dated.ComfyExtension
+    for path in PACK_SOURCES:  # one place picks the API: no node module imports `latest` itself
+        assert "comfy_api.latest" not in path.read_text() or path.name == "common.py", path
