@@ -533,7 +533,7 @@ def _round(g, x, ckpt, pos, neg, latent_src, strength, seed):
     g.link(ckpt, 0, noise, "model", "MODEL")
     g.link(latent_src, 0, noise, "latent", "LATENT")
     den = g.node("SDEditSampler", (x, 600), (315, 214), SAMPLER_SOCKETS, list(SAMPLER_API.values()),
-                 [("latent", "LATENT")], api=dict(SAMPLER_API))
+                 [("latent", "LATENT"), ("trajectory", "LATENT")], api=dict(SAMPLER_API))
     g.link(ckpt, 0, den, "model", "MODEL")
     g.link(pos, 0, den, "positive", "CONDITIONING")
     g.link(neg, 0, den, "negative", "CONDITIONING")
