@@ -100,6 +100,24 @@ def denoise(model, positive, negative, cfg: float, sampler_name: str, sigmas: to
     return samples, trajectory
 
 
+def sampling_inputs() -> list:
+    """steps, cfg, sampler_name, scheduler, step_mode: Denoise's sampling widgets, shared by the sweep."""
+    return [
+        io.Int.Input("steps", default=20, min=1, max=10000,
+                     tooltip="Steps of the full schedule; see step_mode for how many run."),
+        io.Float.Input("cfg", default=7.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                       tooltip="Classifier-free guidance scale: how strongly the prompt steers."),
+        io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS,
+                       tooltip="The host's sampling algorithm."),
+        io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS,
+                       tooltip="The host's schedule of noise levels."),
+        io.Combo.Input("step_mode", options=list(STEP_MODES), default="proportional",
+                       tooltip="proportional: runs round(strength x steps) steps, the tail of the "
+                               "steps-step schedule (A1111, diffusers). all: runs all steps from the "
+                               "starting noise level (ComfyUI's denoise)."),
+    ]
+
+
 class SDEditSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -115,18 +133,7 @@ class SDEditSampler(io.ComfyNode):
                 io.Conditioning.Input("positive", tooltip="What the result should show (CLIP Text Encode)."),
                 io.Conditioning.Input("negative", tooltip="What the result should avoid."),
                 io.Latent.Input("noisy_latent", tooltip="The output of SDEdit 2 · Add Noise."),
-                io.Int.Input("steps", default=20, min=1, max=10000,
-                             tooltip="Steps of the full schedule; see step_mode for how many run."),
-                io.Float.Input("cfg", default=7.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance scale: how strongly the prompt steers."),
-                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS,
-                               tooltip="The host's sampling algorithm."),
-                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS,
-                               tooltip="The host's schedule of noise levels."),
-                io.Combo.Input("step_mode", options=list(STEP_MODES), default="proportional",
-                               tooltip="proportional: runs round(strength x steps) steps, the tail of the "
-                                       "steps-step schedule (A1111, diffusers). all: runs all steps from the "
-                                       "starting noise level (ComfyUI's denoise)."),
+                *sampling_inputs(),
             ],
             outputs=[
                 io.Latent.Output("latent", display_name="latent",

@@ -10,9 +10,8 @@ from PIL import Image, ImageDraw, ImageFont
 from .add_noise import SDEditAddNoise
 from .common import CATEGORY, io
 from .decode import SDEditDecode
-from .denoise import SDEditSampler
+from .denoise import SDEditSampler, sampling_inputs
 from .encode import SDEditEncode
-from .sdedit_math import STEP_MODES
 from .sweep_math import (centre_crop, format_strength, markdown_table, parse_strengths, psnr,
                          squared_and_absolute_error, tile_origins)
 
@@ -69,18 +68,7 @@ class SDEditStrengthSweep(io.ComfyNode):
                                         "one tile each, in this order."),
                 io.Int.Input("seed", default=0, min=0, max=0xffffffffffffffff, control_after_generate=True,
                              tooltip="One seed for every strength, so the tiles differ only by strength."),
-                io.Int.Input("steps", default=20, min=1, max=10000,
-                             tooltip="Steps of the full schedule; see step_mode for how many run."),
-                io.Float.Input("cfg", default=7.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Classifier-free guidance scale: how strongly the prompt steers."),
-                io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS,
-                               tooltip="The host's sampling algorithm."),
-                io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS,
-                               tooltip="The host's schedule of noise levels."),
-                io.Combo.Input("step_mode", options=list(STEP_MODES), default="proportional",
-                               tooltip="proportional: runs round(strength x steps) steps, the tail of the "
-                                       "steps-step schedule (A1111, diffusers). all: runs all steps from the "
-                                       "starting noise level (ComfyUI's denoise)."),
+                *sampling_inputs(),
             ],
             outputs=[
                 io.Image.Output("grid", display_name="grid",
