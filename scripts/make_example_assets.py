@@ -112,8 +112,9 @@ def save_sample(img: Image.Image) -> None:
 BG = (32, 34, 40)
 BOX = (56, 60, 70)
 BOX_EDGE = (110, 116, 130)
-SDEDIT = (58, 92, 140)        # the pack's four nodes stand out in blue
-SDEDIT_EDGE = (120, 170, 230)
+# (fill, edge) of each SDEdit step, the colours js/sdedit.js gives the four nodes on the canvas.
+STEP_COLOURS = {1: ((59, 106, 150), (120, 170, 230)), 2: ((150, 102, 43), (220, 170, 100)),
+                3: ((63, 128, 80), (130, 200, 140)), 4: ((123, 63, 150), (190, 140, 220))}
 TEXT = (235, 238, 242)
 DIM = (170, 176, 188)
 ARROW = (200, 205, 215)
@@ -149,9 +150,9 @@ def arrow(d: ImageDraw.ImageDraw, start: tuple[float, float], end: tuple[float, 
 
 
 def box(d: ImageDraw.ImageDraw, xy: tuple[int, int, int, int], title: str, sub: str = "",
-        sdedit: bool = False) -> None:
-    d.rounded_rectangle(xy, radius=9, fill=SDEDIT if sdedit else BOX,
-                        outline=SDEDIT_EDGE if sdedit else BOX_EDGE, width=2)
+        step: int | None = None) -> None:
+    fill, edge = STEP_COLOURS[step] if step else (BOX, BOX_EDGE)
+    d.rounded_rectangle(xy, radius=9, fill=fill, outline=edge, width=2)
     x0, y0, x1, y1 = xy
     cx = (x0 + x1) / 2
     if sub:
@@ -182,20 +183,20 @@ def draw_thumbnail(sample: Image.Image) -> Image.Image:
     pic_in = (16, 76, 160, 184)
     picture(img, d, sample, pic_in, "Load Image")
     enc = (190, 100, 310, 160)
-    box(d, enc, "1 \u00b7 Encode", "pixels to latent", sdedit=True)
+    box(d, enc, "1 \u00b7 Encode", "pixels to latent", step=1)
     pic_noise = (352, 76, 496, 184)
     small = sample.convert("RGB").resize((144, 108), Image.Resampling.LANCZOS)
     picture(img, d, noisy(small, 0.6, seed=0), pic_noise, "2 \u00b7 Add Noise  (strength 0.6)")
     d.rounded_rectangle((pic_noise[0] - 4, pic_noise[1] - 4, pic_noise[2] + 4, pic_noise[3] + 4),
-                        radius=6, outline=SDEDIT_EDGE, width=2)
+                        radius=6, outline=STEP_COLOURS[2][1], width=2)
     arrow(d, (pic_in[2] + 4, 130), (enc[0] - 4, 130))
     arrow(d, (enc[2] + 4, 130), (pic_noise[0] - 8, 130))
 
     # Row 2, right to left: 3 · Denoise (with the prompt), 4 · Decode, Save Image.
     den = (352, 236, 496, 300)
-    box(d, den, "3 \u00b7 Denoise", "20 steps \u00b7 cfg 7", sdedit=True)
+    box(d, den, "3 \u00b7 Denoise", "20 steps \u00b7 cfg 7", step=3)
     dec = (206, 240, 314, 296)
-    box(d, dec, "4 \u00b7 Decode", "latent to pixels", sdedit=True)
+    box(d, dec, "4 \u00b7 Decode", "latent to pixels", step=4)
     save = (16, 240, 168, 296)
     box(d, save, "Save Image", "sdedit/img2img")
     arrow(d, ((pic_noise[0] + pic_noise[2]) / 2, pic_noise[3] + 22), ((den[0] + den[2]) / 2, den[1] - 4))
@@ -620,7 +621,7 @@ def edit_thumbnail(title: str, sub: str, left: Image.Image, left_caption: str, r
     for i, label in enumerate(boxes):
         x0 = 16 + i * (bw + 8)
         box(d, (int(x0), y, int(x0 + bw), y + 50), label.split(" \u00b7 ")[0], label.split(" \u00b7 ")[1],
-            sdedit=True)
+            step=int(label[0]))
         if i:
             arrow(d, (x0 - 8, y + 25), (x0 - 1, y + 25), width=2, head=4)
     return img

@@ -31,3 +31,14 @@ def test_every_node_has_a_help_page_naming_its_inputs_and_outputs(node):
     missing = [n for n in inputs + outputs if not re.search(rf"\*\*{re.escape(n)}\*\*|`{re.escape(n)}`", text)]
     assert not missing, f"{page} does not name (in **bold** or `code`) these inputs/outputs of the schema: {missing}"
     assert "## Inputs" in text and re.search(r"## Outputs?", text), f"{page} lacks Inputs/Output sections"
+
+
+def test_the_canvas_colours_are_the_readme_figures():
+    """Each step's node colour (js/sdedit.js) is the fill of that step's box in the example thumbnail."""
+    import make_example_assets
+    script = (REPO / "js" / "sdedit.js").read_text()
+    for step, node_id in enumerate(["SDEditEncode", "SDEditAddNoise", "SDEditSampler", "SDEditDecode"], 1):
+        found = re.search(node_id + r': \{ color: "#[0-9a-f]{6}", bgcolor: "#([0-9a-f]{6})" \}', script)
+        assert found, node_id
+        rgb = tuple(int(found[1][i:i + 2], 16) for i in (0, 2, 4))
+        assert rgb == make_example_assets.STEP_COLOURS[step][0], node_id
