@@ -57,7 +57,7 @@ def test_pyproject_has_what_the_registry_reads():
     project, comfy = PYPROJECT["project"], PYPROJECT["tool"]["comfy"]
     assert "comfyui" not in project["name"].lower()
     assert re.fullmatch(r"\d+\.\d+\.\d+", project["version"])
-    assert all(comfy[key] for key in ("PublisherId", "DisplayName", "Icon"))
+    assert all(comfy[key] for key in ("PublisherId", "DisplayName"))
     assert not [d for d in project["dependencies"] if re.match(r"torch", d)], "never install torch"
 
 
