@@ -8,6 +8,8 @@ except ImportError:  # a host that has dropped the dated alias
 
 CATEGORY = "SDEdit"
 
+__all__ = ["CATEGORY", "ComfyExtension", "check_latent_channels", "io"]
+
 _KINDS = {1: "1-D (audio)", 2: "2-D (image)", 3: "3-D (video)"}
 
 
