@@ -24,7 +24,7 @@ NODE_SUITE = os.environ.get("COMPAT_NODE_SUITE", "").split() or [
     "tests/test_maths.py", "tests/test_nodes.py", "tests/test_sdedit_gaussian.py",
     "tests/test_diffusers_parity.py", "tests/test_packaging.py", "tests/test_compat.py"]
 SERVER_SUITE = os.environ.get("COMPAT_SERVER_SUITE", "").split() or [
-    "tests/test_server.py", "tests/test_compat_server.py"]
+    "tests/test_server.py", "tests/test_compat_server.py", "tests/test_install.py"]
 TORCH_FAMILY = {"torch", "torchvision", "torchaudio"}  # pinned by scripts/constraints.txt, not by the host
 
 
