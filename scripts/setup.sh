@@ -37,10 +37,13 @@ else
 fi
 comfy=$(cd "$comfy" && pwd)
 version=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$comfy/comfyui_version.py" 2>/dev/null || true)
-"$python" - "$version" <<'PY' || die "ComfyUI at $comfy is version '${version:-unknown}'; this pack needs 0.3.64 or newer."
+# The oldest release the tests pass on: pyproject.toml's requires-comfyui, the one place it is stated.
+oldest=$(sed -n 's/^requires-comfyui = ">=\([0-9.]*\)".*/\1/p' "$repo/pyproject.toml")
+[ -n "$oldest" ] || die "pyproject.toml has no requires-comfyui = \">=X.Y.Z\" line"
+"$python" - "$version" "$oldest" <<'PY' || die "ComfyUI at $comfy is version '${version:-unknown}'; this pack needs $oldest or newer."
 import sys
-v = tuple(int(p) for p in sys.argv[1].split(".")[:3] if p.isdigit())
-sys.exit(0 if len(v) == 3 and v >= (0, 3, 64) else 1)
+version, oldest = (tuple(int(p) for p in v.split(".")[:3] if p.isdigit()) for v in sys.argv[1:3])
+sys.exit(0 if len(version) == 3 and version >= oldest else 1)
 PY
 say "ComfyUI $version at $comfy"
 

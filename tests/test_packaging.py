@@ -67,11 +67,6 @@ def test_pyproject_has_what_the_registry_reads():
     assert not [d for d in project["dependencies"] if re.match(r"torch", d)], "never install torch"
 
 
-def test_setup_checks_the_same_lowest_release_as_pyproject():
-    lowest = PYPROJECT["tool"]["comfy"]["requires-comfyui"].removeprefix(">=")
-    setup = (REPO / "scripts" / "setup.sh").read_text()
-    assert f"v >= ({lowest.replace('.', ', ')})" in setup and f"needs {lowest} or newer" in setup
-
 
 def test_requirements_txt_mirrors_the_dependencies():
     lines = [line.split("#")[0].strip() for line in (REPO / "requirements.txt").read_text().splitlines()]

@@ -4,6 +4,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tomllib
 
 from conftest import COMFYUI, REPO
 
@@ -38,9 +39,13 @@ def test_without_comfyui_or_network_it_says_what_to_do_and_leaves_nothing_half_m
     assert not (tmp_path / "comfy" / "ComfyUI").exists()
 
 
-def test_an_old_comfyui_is_refused(tmp_path):
-    result = run_setup({"COMFYUI_PATH": str(fake_comfyui(tmp_path / "ComfyUI", "0.3.10"))}, tmp_path)
-    assert result.returncode == 1 and "0.3.64 or newer" in result.stderr
+def test_a_comfyui_older_than_the_tested_range_is_refused(tmp_path):
+    """The oldest release comes from pyproject.toml's requires-comfyui, the one place it is stated."""
+    oldest = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["comfy"]["requires-comfyui"][2:]
+    major, minor, patch = (int(p) for p in oldest.split("."))
+    older = f"{major}.{minor}.{patch - 1}" if patch else f"{major}.{minor - 1}.99"
+    result = run_setup({"COMFYUI_PATH": str(fake_comfyui(tmp_path / "ComfyUI", older))}, tmp_path)
+    assert result.returncode == 1 and f"{oldest} or newer" in result.stderr
 
 
 def test_links_the_pack_and_is_quick_to_rerun(tmp_path):
