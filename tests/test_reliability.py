@@ -370,7 +370,7 @@ def test_interrupt_stops_denoise_within_one_step_and_the_next_run_is_unchanged(s
         prompt = base_prompt(ckpt, feather=feather)
         prompt["img"]["inputs"].update(width=256, height=256)  # a 32x32 latent: steps slow enough to watch
         prompt["noise"]["inputs"]["strength"] = 1.0
-        prompt["den"]["inputs"]["steps"] = 30
+        prompt["den"]["inputs"]["steps"] = 12
         return prompt
 
     before = files(server)
