@@ -1,7 +1,7 @@
 """Step 2: noise is added to the latent; the strength sets how much."""
 import comfy.sample
 
-from . import guide, latent_info
+from . import checks, guide, latent_info
 from .common import CATEGORY, check_latent_channels, io
 from .sdedit_math import add_noise, start_sigma
 
@@ -37,12 +37,18 @@ class SDEditAddNoise(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, strength) -> bool | str:
+        return checks.first_problem(checks.strength(NODE, strength))
+
+    @classmethod
     def execute(cls, model, latent, strength, seed) -> io.NodeOutput:
         samples = latent["samples"]
+        checks.refuse(checks.strength(NODE, strength), checks.latent(NODE, "latent", latent))
         check_latent_channels(NODE, "latent", samples, model)
         model_sampling = model.get_model_object("model_sampling")
         sigma = start_sigma(model_sampling, strength)
-        info = latent_info.NoiseInfo(sigma=sigma, strength=float(strength), seed=int(seed))
+        info = latent_info.NoiseInfo(sigma=sigma, strength=float(strength), seed=int(seed),
+                                     noise_kind=checks.noise_kind(model_sampling))
         out = info.attach(latent)
         if guide.clean_latent(latent) is None:  # not from SDEdit 1 · Encode: this latent is the guide
             out = guide.attach(out, latent=samples, pixels=None, mask=None, geometry=None, working_mask=None)

@@ -32,7 +32,7 @@ def check_latent_channels(node: str, input_name: str, samples, model) -> None:
         got = samples.shape[1] if samples.ndim >= 2 else "no"
         raise ValueError(
             f"{node}: input '{input_name}' has {got} latent channels but the model expects {expected}. "
-            "Encode the image with the VAE that belongs to this model (the same checkpoint's VAE output) "
+            "Fix: encode the image with the VAE that belongs to this model (the same checkpoint's VAE output) "
             "and connect the same MODEL to every SDEdit node.")
     dims = getattr(latent_format, "latent_dimensions", 2)
     if samples.ndim != dims + 2:

@@ -1,6 +1,6 @@
 """Step 5: the VAE decodes the final latent to an image."""
 
-from . import guide
+from . import checks, guide
 from .common import CATEGORY, io
 from .vae_passes import decode_latent
 from .image_size import from_working, mask_in_output_frame, to_output_frame
@@ -39,6 +39,7 @@ class SDEditDecode(io.ComfyNode):
 
     @classmethod
     def execute(cls, latent, vae) -> io.NodeOutput:
+        checks.refuse(checks.vae_fits_latent("SDEdit 4 · Decode", "latent", latent["samples"], vae))
         images = decode_latent(vae, latent["samples"])
         if images.ndim == 5:  # video VAEs give (batch, frames, h, w, c): one image per frame
             images = images.reshape(-1, *images.shape[-3:])

@@ -7,7 +7,7 @@ import comfy.utils
 import latent_preview
 import torch
 
-from . import guide, latent_info
+from . import checks, guide, latent_info
 from .common import CATEGORY, check_latent_channels, io
 from .image_size import mask_in_working_frame
 from .sdedit_math import STEP_MODES, sdedit_sigmas
@@ -42,8 +42,8 @@ class ContinueFromNoisyLatent(comfy.samplers.KSAMPLER):
         extra_args["denoise_mask"] = denoise_mask
         model_k = comfy.samplers.KSamplerX0Inpaint(model_wrap, sigmas)
         model_k.latent_image = latent_image
-        if self.inpaint_options.get("random", False):  # as the host draws it
-            generator = torch.manual_seed(extra_args.get("seed", 41) + 1)
+        if self.inpaint_options.get("random", False):  # as the host draws it, wrapped where its seed + 1 overflows
+            generator = torch.manual_seed((extra_args.get("seed", 41) + 1) % 2**64)
             model_k.noise = torch.randn(noise.shape, generator=generator, device="cpu").to(noise.dtype).to(noise.device)
         else:
             model_k.noise = noise
@@ -118,6 +118,13 @@ def sampling_inputs() -> list:
     ]
 
 
+def check_widgets(cfg, sampler_name, scheduler, step_mode) -> list:
+    return [checks.cfg(NODE, cfg),
+            checks.choice(NODE, "sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS, "the host's samplers"),
+            checks.choice(NODE, "scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS, "the host's schedulers"),
+            checks.choice(NODE, "step_mode", step_mode, STEP_MODES, "the step modes")]
+
+
 class SDEditSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -148,8 +155,14 @@ class SDEditSampler(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, cfg, sampler_name, scheduler, step_mode) -> bool | str:
+        return checks.first_problem(*check_widgets(cfg, sampler_name, scheduler, step_mode))
+
+    @classmethod
     def execute(cls, model, positive, negative, noisy_latent, steps, cfg, sampler_name, scheduler,
                 step_mode) -> io.NodeOutput:
+        checks.refuse(*check_widgets(cfg, sampler_name, scheduler, step_mode),
+                      checks.latent(NODE, "noisy_latent", noisy_latent))
         info = latent_info.read(noisy_latent)
         if info is None:
             raise ValueError(f"{NODE}: input 'noisy_latent' carries no SDEdit noise level. Connect it from "
@@ -160,6 +173,7 @@ class SDEditSampler(io.ComfyNode):
         if info.sigma <= 0.0:  # strength 0: nothing to remove, and no reason to load the model
             return io.NodeOutput(out, {"samples": samples})
         model_sampling = model.get_model_object("model_sampling")
+        checks.refuse(checks.same_noise_kind(NODE, "noisy_latent", info.noise_kind, model_sampling))
         if info.sigma > float(model_sampling.sigma_max) * 1.001:
             raise ValueError(f"{NODE}: input 'noisy_latent' was noised to sigma {info.sigma:.4g}, above this "
                              f"model's maximum {float(model_sampling.sigma_max):.4g}. Connect the same MODEL "

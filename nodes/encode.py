@@ -1,6 +1,6 @@
 """Step 1: the VAE encodes the image to a latent."""
 
-from . import guide
+from . import checks, guide
 from .common import CATEGORY, io
 from .vae_passes import encode_pixels
 from .image_size import SIZE_MODES, mask_to_working, plan, to_working
@@ -46,7 +46,12 @@ class SDEditEncode(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, size_mode="pad") -> bool | str:
+        return checks.first_problem(checks.choice(NODE, "size_mode", size_mode, SIZE_MODES, "the size modes"))
+
+    @classmethod
     def execute(cls, image, vae, mask=None, mask_feather=0, size_mode="pad") -> io.NodeOutput:
+        checks.refuse(checks.image(NODE, "image", image))
         pixels = image[:, :, :, :3]
         g = plan(pixels.shape[1], pixels.shape[2], vae_factor(vae), size_mode)
         out = {"samples": encode_pixels(vae, to_working(pixels, g))}

@@ -13,6 +13,7 @@ class NoiseInfo:
     sigma: float     # the noise level the latent was brought to (host sigma units)
     strength: float  # the strength that chose it; "proportional" step counts need it
     seed: int        # ancestral and SDE samplers draw their fresh noise from it
+    noise_kind: str = ""  # how the model added it (checks.noise_kind); "" from older latents
 
     def attach(self, latent: dict) -> dict:
         out = latent.copy()

@@ -5,6 +5,7 @@ custom_nodes, models, input and output folders, so a run never touches the user'
 Standard library only.
 """
 import json
+import os
 import pathlib
 import shutil
 import socket
@@ -45,12 +46,13 @@ def free_port() -> int:
 
 class ComfyServer:
     def __init__(self, comfyui: pathlib.Path, base: pathlib.Path, python: str = sys.executable,
-                 extra_args=("--preview-method", "latent2rgb")):
+                 extra_args=("--preview-method", "latent2rgb"), env: dict | None = None):
         self.comfyui, self.base, self.python = pathlib.Path(comfyui), pathlib.Path(base), python
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.base / "comfyui.log"
         self.extra_args = list(extra_args)
+        self.env = None if env is None else {**os.environ, **env}  # e.g. TMPDIR, to see the temp files it makes
         self.process = None
 
     def __enter__(self):
@@ -58,7 +60,7 @@ class ComfyServer:
         self.process = subprocess.Popen(
             [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
              "--base-directory", str(self.base), *self.extra_args],
-            cwd=self.comfyui, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            cwd=self.comfyui, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env)
         log.close()
         self._wait_ready(timeout=300)
         return self
