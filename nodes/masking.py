@@ -15,7 +15,7 @@ def fit_mask(mask: torch.Tensor, batch: int, height: int, width: int, node: str,
                          "mask, Load Image (as Mask), the mask editor).")
     if mask.shape[0] not in (1, batch):
         raise ValueError(f"{node}: input '{input_name}' holds {mask.shape[0]} masks but the image batch "
-                         f"has {batch} images. Give one mask (it is used for every image) or one per image.")
+                         f"has {batch}. Fix: give one mask (it is used for every image) or one per image.")
     mask = mask.float()
     if tuple(mask.shape[1:]) != (height, width):
         mask = F.interpolate(mask.unsqueeze(1), size=(height, width), mode="bilinear").squeeze(1)

@@ -304,6 +304,26 @@ def test_a_batch_of_3_with_a_batch_index_of_2_is_refused(server, ckpt):
           "Latent Batch Seed Behavior")
 
 
+def test_a_mask_of_another_size_is_resized_to_the_image(server, ckpt, reference):
+    """An all-edit mask at half the size: resized, it edits everything, so the picture is the unmasked one."""
+    prompt = base_prompt(ckpt)
+    prompt["half"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": WIDTH // 2, "height": HEIGHT // 2}}
+    prompt["enc"]["inputs"]["mask"] = ["half", 0]
+    assert np.array_equal(run_ok(server, prompt), reference)
+
+
+def test_a_mask_batch_that_does_not_fit_the_image_batch_is_refused(server, ckpt):
+    prompt = base_prompt(ckpt)
+    prompt.update({
+        "solid": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": WIDTH, "height": HEIGHT}},
+        "as_image": {"class_type": "MaskToImage", "inputs": {"mask": ["solid", 0]}},
+        "two": {"class_type": "RepeatImageBatch", "inputs": {"image": ["as_image", 0], "amount": 2}},
+        "masks": {"class_type": "ImageToMask", "inputs": {"image": ["two", 0], "channel": "red"}},
+    })
+    prompt["enc"]["inputs"]["mask"] = ["masks", 0]
+    names(failed(server, prompt, "enc"), "SDEdit 1 · Encode", "mask", "2 masks", "image batch has 1")
+
+
 # --- determinism across processes ---------------------------------------------------------------------------
 
 def test_a_fresh_server_process_gives_the_bit_identical_picture(tmp_path, checkpoint_path, ckpt, reference):
