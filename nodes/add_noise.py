@@ -43,8 +43,9 @@ class SDEditAddNoise(io.ComfyNode):
     @classmethod
     def execute(cls, model, latent, strength, seed) -> io.NodeOutput:
         samples = latent["samples"]
-        checks.refuse(checks.strength(NODE, strength), checks.latent(NODE, "latent", latent))
-        check_latent_channels(NODE, "latent", samples, model)
+        checks.refuse(checks.strength(NODE, strength))
+        check_latent_channels(NODE, "latent", samples, model)  # first: it refuses nested latents and non-tensors
+        checks.refuse(checks.latent(NODE, "latent", latent))
         model_sampling = model.get_model_object("model_sampling")
         sigma = start_sigma(model_sampling, strength)
         info = latent_info.NoiseInfo(sigma=sigma, strength=float(strength), seed=int(seed),

@@ -161,14 +161,15 @@ class SDEditSampler(io.ComfyNode):
     @classmethod
     def execute(cls, model, positive, negative, noisy_latent, steps, cfg, sampler_name, scheduler,
                 step_mode) -> io.NodeOutput:
-        checks.refuse(*check_widgets(cfg, sampler_name, scheduler, step_mode),
-                      checks.latent(NODE, "noisy_latent", noisy_latent))
+        checks.refuse(*check_widgets(cfg, sampler_name, scheduler, step_mode))
+        # first: it refuses nested latents and non-tensors, which the value checks cannot read
+        check_latent_channels(NODE, "noisy_latent", noisy_latent["samples"], model)
+        checks.refuse(checks.latent(NODE, "noisy_latent", noisy_latent))
         info = latent_info.read(noisy_latent)
         if info is None:
             raise ValueError(f"{NODE}: input 'noisy_latent' carries no SDEdit noise level. Connect it from "
                              "an 'SDEdit 2 · Add Noise' node (Encode → Add Noise → Denoise).")
         samples = noisy_latent["samples"]
-        check_latent_channels(NODE, "noisy_latent", samples, model)
         out = latent_info.strip(noisy_latent)
         if info.sigma <= 0.0:  # strength 0: nothing to remove, and no reason to load the model
             return io.NodeOutput(out, {"samples": samples})
