@@ -20,6 +20,11 @@ _ROUNDING_SLACK = 1e-9
 # A tail whose first step (from sigma_start) spans more than this many times the next one is broken.
 BROKEN_TAIL = 3.0
 
+# The variable in which the host's sigma-spaced schedulers space their levels evenly, and its inverse
+# (k-diffusion's get_sigmas_exponential: log sigma; get_sigmas_karras: sigma^(1/rho), rho = 7).
+EVEN_IN = {"exponential": (math.log, math.exp),
+           "karras": (lambda sigma: sigma ** (1 / 7), lambda u: u ** 7)}
+
 
 def start_sigma(model_sampling, strength: float) -> float:
     """SDEdit's t0 as a noise level: the model's own sigma at fraction `strength` of its diffusion time.
@@ -97,8 +102,10 @@ def sdedit_sigmas(model_sampling, scheduler: str, steps: int, strength: float, s
     Schedulers that space their levels in the model's time (normal, simple, beta, ...) run the tail of
     their longer schedule, its first sigma set to `sigma_start`: that tail already starts next to it.
     Schedulers that space their levels in sigma (karras, exponential, kl_optimal) would start their
-    tail far below `sigma_start`, leaving one huge first step; they are laid out afresh between
-    `sigma_start` and the model's sigma_min instead, with the same number of steps.
+    tail far below `sigma_start`, leaving one huge first step; they are laid out afresh from
+    `sigma_start` with the same number of steps instead: in proportional mode karras and exponential
+    keep the step size of their `steps`-step schedule (`even_step_bottom`), otherwise the levels span
+    `sigma_start` to the model's sigma_min (measured best per scheduler: bench/schedule_error.py).
     """
     if step_mode not in STEP_MODES:
         raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
@@ -106,7 +113,10 @@ def sdedit_sigmas(model_sampling, scheduler: str, steps: int, strength: float, s
         return torch.zeros(0)
     count = step_plan(strength, steps, step_mode)[0]
     if not comfy.samplers.SCHEDULER_HANDLERS[scheduler].use_ms:
-        return sub_range_schedule(model_sampling, scheduler, count, sigma_start, discard_penultimate)
+        bottom = None
+        if step_mode == "proportional" and scheduler in EVEN_IN:
+            bottom = even_step_bottom(model_sampling, scheduler, steps, count, sigma_start, discard_penultimate)
+        return sub_range_schedule(model_sampling, scheduler, count, sigma_start, discard_penultimate, bottom)
     tail = tail_schedule(model_sampling, scheduler, steps, strength, sigma_start, step_mode, discard_penultimate)
     if scheduler == "beta" and step_mode == "all" and len(tail) > 2 and \
             float(tail[0] - tail[1]) > BROKEN_TAIL * float(tail[1] - tail[2]):
@@ -128,15 +138,36 @@ def tail_schedule(model_sampling, scheduler: str, steps: int, strength: float, s
     return starting_at(sigmas[-(count + 1):].float(), sigma_start)
 
 
-def sub_range_schedule(model_sampling, scheduler: str, count: int, sigma_start: float,
-                       discard_penultimate: bool = False) -> torch.Tensor:
-    """`count` steps of a sigma-spaced host scheduler laid out over [sigma_min, sigma_start], then 0.
+def even_step_bottom(model_sampling, scheduler: str, steps: int, count: int, sigma_start: float,
+                     discard_penultimate: bool = False) -> float | None:
+    """The lowest level of `count` steps down from `sigma_start` that keep the step size (in the variable
+    the scheduler spaces evenly) of its full `steps`-step schedule; None where that is below the model's
+    sigma_min (the default layout down to sigma_min then applies).
 
-    The scheduler's own formula with `sigma_start` as its top level: its spacing is kept whatever
-    the strength. Below sigma_min (a strength near 0) the bottom is halved so noise still only goes down.
+    With few steps a schedule laid out down to sigma_min spends them at tiny noise levels and leaves the
+    first steps too long; the full schedule's step size does not (measured on exact Gaussian SDEdit).
+    """
+    u, inverse = EVEN_IN[scheduler]
+    low, high = float(model_sampling.sigma_min), float(model_sampling.sigma_max)
+    levels = steps + 1 if discard_penultimate else steps  # the host's KSampler asks for one more level then
+    n = count + 1 if discard_penultimate else count
+    if levels < 2 or n < 2:
+        return None
+    step = (u(high) - u(low)) / (levels - 1)
+    top = u(sigma_start) - (n - 1) * step
+    return inverse(top) if top > u(low) else None
+
+
+def sub_range_schedule(model_sampling, scheduler: str, count: int, sigma_start: float,
+                       discard_penultimate: bool = False, bottom: float | None = None) -> torch.Tensor:
+    """`count` steps of a sigma-spaced host scheduler laid out over [bottom, sigma_start], then 0.
+
+    The scheduler's own formula with `sigma_start` as its top level and `bottom` (default: the model's
+    sigma_min) as its lowest: its spacing is kept whatever the strength. Below sigma_min (a strength
+    near 0) the bottom is halved so noise still only goes down.
     """
     handler = comfy.samplers.SCHEDULER_HANDLERS[scheduler].handler
-    sigma_min = min(float(model_sampling.sigma_min), sigma_start / 2)
+    sigma_min = min(float(model_sampling.sigma_min), sigma_start / 2) if bottom is None else bottom
     n = count + 1 if discard_penultimate else count
     if n == 1:  # kl_optimal divides by n - 1
         sigmas = torch.tensor([sigma_start, 0.0])
