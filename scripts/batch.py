@@ -483,6 +483,8 @@ def _execute(args, comfyui, output_dir, checkpoint, template, load_id, seed_ids,
         resources = ray.cluster_resources()
         gpus = 0 if args.cpu else int(resources.get("GPU", 0))
         cpus = max(1, int(resources.get("CPU", os.cpu_count() or 1)))
+        # The thread budget follows --workers even when fewer images are left than workers (fewer actors then), so
+        # a resumed image runs with the same threads as in the first run: CPU results can depend on them.
         workers = args.workers or max(1, gpus)
         if gpus:
             # One actor per GPU: Ray sets CUDA_VISIBLE_DEVICES for it, and its server inherits it.
@@ -502,7 +504,7 @@ def _execute(args, comfyui, output_dir, checkpoint, template, load_id, seed_ids,
         rows = [{"name": t["name"], "path": t["path"], "seed": t["seed"]} for t in todo]
         dataset = (ray.data.from_items(rows, override_num_blocks=len(rows))  # one block per image: even spreading
                    .map(_read_image, **read_args)
-                   .map(Worker, compute=ray.data.ActorPoolStrategy(size=workers),
+                   .map(Worker, compute=ray.data.ActorPoolStrategy(size=min(workers, len(rows))),
                         fn_constructor_kwargs={"comfyui": str(comfyui), "checkpoint": str(checkpoint) if checkpoint
                                                else None, "workdir": str(workdir), "run_id": run_id,
                                                "template": template, "load_id": load_id, "seed_ids": seed_ids,
