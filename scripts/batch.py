@@ -462,6 +462,9 @@ def _execute(args, comfyui, output_dir, checkpoint, template, load_id, seed_ids,
         raise SystemExit("Ray is not installed in this environment: pip install 'ray[data]==2.60.0' "
                          "(scripts/batch.sh does this on first use).")
     import logging
+    if __name__ != "__main__":
+        # Imported (e.g. by bench/batch.py) under a name the workers cannot import: ship the Worker class by value.
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     by_name = {t["name"]: t for t in todo}
     temps = set()
     manifest = Manifest(output_dir / MANIFEST)

@@ -126,7 +126,8 @@ def test_every_image_is_written_once_though_a_server_was_killed(run):
     oks = ok_records(out)
     assert sorted(oks) == sorted(run["names"])
     assert all(len(records) == 1 for records in oks.values()), oks
-    assert sum(r["server_restarts"] for rs in oks.values() for r in rs) == 1, "the killed server was not restarted once"
+    restarts = sum(r["server_restarts"] for r in manifest(out))
+    assert restarts == 1, "the killed server was not restarted exactly once"
     written = sorted(p.name for p in out.iterdir() if p.suffix == ".png" and p.name != run["user_target"])
     assert written == sorted(r[0]["output_name"] for r in oks.values())
     assert not list(out.glob(".sdedit-batch-*.tmp")), "temporary files left behind"
@@ -160,8 +161,17 @@ def test_outputs_equal_one_server_run_image_by_image(run, checkpoint_path, tmp_p
             assert got.shape[:2] == (h, w), name
 
 
+def load_batch_module():
+    """scripts/batch.py by its path ("batch" alone can name another installed module)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("sdedit_batch", BATCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_seeds_depend_only_on_the_seed_and_the_file_name(run):
-    import batch as batch_module
+    batch_module = load_batch_module()
     for name, records in ok_records(run["root"] / "out").items():
         assert records[0]["seed"] == batch_module.image_seed(SEED, name)
     assert batch_module.image_seed(SEED, "a.png") != batch_module.image_seed(SEED + 1, "a.png")
@@ -170,7 +180,7 @@ def test_seeds_depend_only_on_the_seed_and_the_file_name(run):
 def test_a_corrupt_image_is_recorded_and_the_rest_finish(run):
     records = [r for r in manifest(run["root"] / "out") if r["name"] == "corrupt.png"]
     assert len(records) == 1 and records[0]["status"] == "error" and records[0]["output"] is None
-    assert "LoadImage" in records[0]["error"] and "corrupt.png" in records[0]["error"], records[0]
+    assert records[0]["error"].startswith("LoadImage: "), records[0]
     assert len(ok_records(run["root"] / "out")) == len(run["names"])
     assert "1 failed" in run["result"].stderr
 
