@@ -166,6 +166,7 @@ def load_batch_module():
     import importlib.util
     spec = importlib.util.spec_from_file_location("sdedit_batch", BATCH)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # Ray's cloudpickle looks it up there
     spec.loader.exec_module(module)
     return module
 

@@ -1,0 +1,160 @@
+"""What the Ray path of scripts/batch.py costs per image, against posting the same prompts to one server directly.
+
+    python bench/batch.py [--images 12] [--steps 20] [--out bench/results/batch.md]   (COMFYUI_PATH: ComfyUI)
+
+Same workflow (example_workflows/api/sdedit_img2img.json), same images, same per-image seeds, same checkpoint (the
+small random-weight test checkpoint unless --ckpt), same thread budget per server:
+- direct: one ComfyServer, the prompts posted one after another; per image: POST to finished /history entry;
+- batch, 1 and 2 workers: scripts/batch.py's run() on a local Ray instance; per image: the interval between
+  successive results reaching the driver (one worker, so this includes everything the Ray path adds: reading on the
+  driver's node, the object store both ways, the actor call, the atomic write and the manifest line).
+Steady state: the first image of each server (model load) and server start are left out; medians.
+The direct run is measured before and after the batch runs, to show the drift of a shared machine.
+Prints a markdown table and writes it to --out.
+"""
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+COMFYUI = pathlib.Path(os.environ.get("COMFYUI_PATH") or pathlib.Path.home() / "comfy" / "ComfyUI")
+sys.path.insert(0, str(REPO / "scripts"))
+sys.path.insert(0, str(COMFYUI))
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+
+def load_batch():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("sdedit_batch", REPO / "scripts" / "batch.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # Ray's cloudpickle looks it up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_images(folder: pathlib.Path, n: int) -> list[str]:
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    names = []
+    for i in range(n):
+        w, h = (96, 96) if i % 2 else (96, 72)
+        Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(folder / f"im{i:03d}.png")
+        names.append(f"im{i:03d}.png")
+    return names
+
+
+def direct(batch, workflow_path, checkpoint, folder, names, threads, seed) -> list[float]:
+    from comfy_server import ComfyServer, prepare_workspace
+    template, load_id, seed_ids = batch.plan_workflow(json.loads(workflow_path.read_text()), ckpt_name=checkpoint.name,
+                                                      strength=None, prompt=None, seed_given=True)
+    base = prepare_workspace(pathlib.Path(tempfile.mkdtemp(prefix="bench-direct-")), checkpoint,
+                             [folder / n for n in names])
+    times = []
+    with ComfyServer(COMFYUI, base, env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}) as server:
+        for name in names:
+            prompt = batch.prompt_for(template, load_id, seed_ids, name, batch.image_seed(seed, name))
+            started = time.monotonic()
+            status, response = server.queue(prompt)
+            assert status == 200, response
+            entry = server.wait(response["prompt_id"])
+            assert entry["status"]["status_str"] == "success", entry["status"]
+            server.saved_images(entry)[0].read_bytes()  # the batch reads the PNG too
+            times.append(time.monotonic() - started)
+    return times
+
+
+def through_ray(batch, workflow_path, checkpoint, folder, workers, seed) -> dict:
+    finished = []
+    out = pathlib.Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    started = time.monotonic()
+    summary = batch.run(["--comfyui", str(COMFYUI), "--workflow", str(workflow_path), "--input", str(folder),
+                         "--output", str(out / "out"), "--workers", str(workers), "--ckpt", str(checkpoint),
+                         "--seed", str(seed), "--cpu"],
+                        on_result=lambda row, t: finished.append((t, row["worker"], row["seconds"], row["status"])))
+    assert summary["written"] == len(finished) and all(s == "ok" for *_, s in finished), summary
+    first_of = {}
+    for t, worker, _, _ in finished:
+        first_of.setdefault(worker, t)
+    steady = [(t, worker, secs) for t, worker, secs, _ in finished if t > max(first_of.values())]
+    intervals = [b[0] - a[0] for a, b in zip(finished, finished[1:])]
+    return {"wall": time.monotonic() - started, "n": len(finished),
+            "interval": statistics.median(intervals[len(first_of) - 1:]) if workers == 1 else None,
+            "in_worker": statistics.median(s for _, _, s in steady) if steady else None,
+            "steady_per_min": 60 * len(steady) / (steady[-1][0] - max(first_of.values())) if steady else None,
+            "end_to_end_per_min": 60 * len(finished) / (time.monotonic() - started)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=20, help="workflow steps (strength 0.6: 12 run)")
+    parser.add_argument("--ckpt", type=pathlib.Path, help="a .safetensors checkpoint (default: the test checkpoint)")
+    parser.add_argument("--out", type=pathlib.Path, default=REPO / "bench" / "results" / "batch.md")
+    args = parser.parse_args()
+    import comfy.cli_args
+    comfy.cli_args.args.cpu = True
+    import tiny_checkpoint
+    checkpoint = args.ckpt.resolve() if args.ckpt else tiny_checkpoint.ensure_checkpoint()
+    batch = load_batch()
+    work = pathlib.Path(tempfile.mkdtemp(prefix="bench-batch-in-"))
+    names = make_images(work / "in", args.images)
+    workflow = json.loads((REPO / "example_workflows" / "api" / "sdedit_img2img.json").read_text())
+    workflow["7"]["inputs"]["steps"] = args.steps
+    workflow_path = work / "workflow.json"
+    workflow_path.write_text(json.dumps(workflow))
+    cpus, seed = os.cpu_count(), 11
+
+    direct_before = direct(batch, workflow_path, checkpoint, work / "in", names, cpus, seed)
+    one = through_ray(batch, workflow_path, checkpoint, work / "in", 1, seed)
+    two = through_ray(batch, workflow_path, checkpoint, work / "in", 2, seed)
+    direct_after = direct(batch, workflow_path, checkpoint, work / "in", names, cpus, seed)
+    d_before, d_after = statistics.median(direct_before[1:]), statistics.median(direct_after[1:])
+    d = statistics.median(direct_before[1:] + direct_after[1:])
+    overhead = one["interval"] - d
+
+    load = os.getloadavg()
+    lines = [
+        "# Batch over a folder on Ray: cost per image (`python bench/batch.py`)",
+        "",
+        f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.processor() or platform.machine()}, "
+        f"{cpus} CPU cores, no GPU; Python {platform.python_version()}; load average at the end {load[0]:.1f}.",
+        f"Checkpoint: {checkpoint.name} ({'the small random-weight test checkpoint' if not args.ckpt else 'given'}); "
+        f"{args.images} images of 96x96 / 96x72 px; example workflow, strength 0.6, {args.steps} steps "
+        f"({round(0.6 * args.steps)} run), euler/normal, cfg 7.",
+        "Thread budget per server: cores // workers (direct and 1 worker: "
+        f"{cpus}; 2 workers: {max(1, cpus // 2)} each). Steady state: first image per server and server start excluded; "
+        "medians.",
+        "",
+        "| path | per image (s, median) | overhead per image vs direct | images/min steady | images/min end to end |",
+        "|---|---|---|---|---|",
+        f"| direct: prompts posted to one server (before / after the Ray runs) | {d_before:.3f} / {d_after:.3f} | — | "
+        f"{60 / d:.1f} | — |",
+        f"| scripts/batch.py, 1 worker (interval between results at the driver) | {one['interval']:.3f} | "
+        f"{overhead:+.3f} s ({100 * overhead / d:+.1f} %) | {one['steady_per_min']:.1f} | {one['end_to_end_per_min']:.1f} |",
+        f"| scripts/batch.py, 2 workers | {two['in_worker']:.3f} (in a worker) | — | {two['steady_per_min']:.1f} | "
+        f"{two['end_to_end_per_min']:.1f} |",
+        "",
+        f"End to end includes Ray's start (a local instance), the servers' start and the model load: 1 worker "
+        f"{one['wall']:.1f} s, 2 workers {two['wall']:.1f} s for {args.images} images.",
+        f"Direct per-image times (s): before {', '.join(f'{t:.2f}' for t in direct_before)}; "
+        f"after {', '.join(f'{t:.2f}' for t in direct_after)}.",
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
