@@ -243,6 +243,7 @@ class Worker:
         prompt = prompt_for(self.template, self.load_id, self.seed_ids, local, int(row["seed"]))
         result = {"name": name, "status": "error", "png": b"", "error": "", "worker": self.worker_id,
                   "server_restarts": 0}
+        self.prompt_seconds = 0.0
         (self.base / "input" / local).write_bytes(row["data"])
         try:
             for attempt in range(SERVER_RESTARTS + 1):
@@ -262,14 +263,17 @@ class Worker:
         finally:
             (self.base / "input" / local).unlink(missing_ok=True)
         result["seconds"] = round(time.monotonic() - started, 3)
+        result["prompt_seconds"] = round(self.prompt_seconds, 3)
         result["error"] = result["error"].replace(str(self.base / "input" / local), name)  # the user's name for it
         return result
 
     def _run(self, prompt: dict) -> dict:
+        posted = time.monotonic()
         status, response = self.server.queue(prompt)
         if status != 200:
             return {"status": "error", "error": "ComfyUI refused the prompt: " + _brief(response)}
         entry = self.server.wait(response["prompt_id"], timeout=3600)
+        self.prompt_seconds = time.monotonic() - posted  # what posting to the server directly costs (bench)
         if entry["status"]["status_str"] != "success":
             messages = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
             text = "; ".join(f"{m.get('node_type')}: {m.get('exception_message', '').strip()}" for m in messages)
@@ -565,7 +569,7 @@ def _stop(ray, args, workdir: pathlib.Path) -> None:
             left = []
             for process in psutil.process_iter(["cmdline"]):
                 cmdline = process.info["cmdline"] or []
-                if "main.py" in cmdline and any(part.startswith(mine) for part in cmdline):
+                if "main.py" in cmdline and any(part.startswith(mine + os.sep) for part in cmdline):
                     left.append(process)
             if not left:
                 break

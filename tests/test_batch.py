@@ -5,6 +5,7 @@ folder, and one worker's server killed while a prompt runs) is shared by most as
 pixel for pixel with the same workflow posted image by image to one ComfyServer.
 """
 import json
+import os
 import pathlib
 import signal
 import subprocess
@@ -291,14 +292,15 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path, checkpoint_path
     out, work = tmp_path / "out", tmp_path / "work"
     args = ["--workflow", small_workflow(tmp_path / "workflow.json"), "--input", tmp_path / "in", "--output", out,
             "--workers", 1, "--ckpt", checkpoint_path, "--workdir", work]
+    # A session of its own, so SIGINT can go to the whole process group, as Ctrl-C in a terminal sends it.
     driver = subprocess.Popen([sys.executable, str(BATCH), "--comfyui", str(COMFYUI), *map(str, args)],
-                              stderr=subprocess.PIPE, text=True)
+                              stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (
             (out / "manifest.jsonl").is_file() and (out / "manifest.jsonl").read_text().count("\n") >= 1):
         assert driver.poll() is None, driver.stderr.read()
         time.sleep(0.05)
-    driver.send_signal(signal.SIGINT)
+    os.killpg(driver.pid, signal.SIGINT)
     _, stderr = driver.communicate(timeout=120)
     assert driver.returncode == 130, stderr
     assert "interrupted" in stderr and "Run the same command again to resume" in stderr
