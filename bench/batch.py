@@ -73,22 +73,24 @@ def direct(batch, workflow_path, checkpoint, folder, names, threads, seed) -> li
     return times
 
 
-def through_ray(batch, workflow_path, checkpoint, folder, workers, seed) -> dict:
+def through_ray(batch, workflow_path, checkpoint, folder, workers, seed, threads=None) -> dict:
     finished = []  # (time at the driver, worker, seconds in the worker, seconds of the prompt on its server)
     out = pathlib.Path(tempfile.mkdtemp(prefix="bench-batch-"))
     started = time.monotonic()
 
     def seen(row, t):
         assert row["status"] == "ok", row["error"]
-        finished.append((t, row["worker"], row["seconds"], row["prompt_seconds"]))
+        finished.append((t, row["worker"], row["seconds"], row["prompt_seconds"], row["call_started"], row["call_ended"],
+                         time.time()))
 
     summary = batch.run(["--comfyui", str(COMFYUI), "--workflow", str(workflow_path), "--input", str(folder),
                          "--output", str(out / "out"), "--workers", str(workers), "--ckpt", str(checkpoint),
-                         "--seed", str(seed), "--cpu"], on_result=seen)
+                         "--seed", str(seed), "--cpu", *(["--threads", str(threads)] if threads else [])],
+                        on_result=seen)
     wall = time.monotonic() - started
     assert summary["written"] == len(finished), summary
     first_of = {}
-    for t, worker, _, _ in finished:
+    for t, worker, *_ in finished:
         first_of.setdefault(worker, t)
     warm = max(first_of.values())  # every server has loaded the model by then
     steady = [f for f in finished if f[0] > warm]
@@ -96,13 +98,16 @@ def through_ray(batch, workflow_path, checkpoint, folder, workers, seed) -> dict
               "steady_per_min": 60 * len(steady) / (steady[-1][0] - warm),
               "end_to_end_per_min": 60 * len(finished) / wall}
     if workers == 1:
-        # One server, images back to back: the interval between two results at the driver is one image's whole cost
-        # through Ray; the same image's prompt time on its server, measured at the same moment, is what posting it
-        # directly costs. Pairing them keeps the other load of a shared machine out of the difference.
-        pairs = [(b[0] - a[0], b[3]) for a, b in zip(finished, finished[1:])]
+        # One server, images back to back: from one call's start to the next is one image's whole cost through Ray
+        # (the worker's clock, so the driver's delivery delay, which overlaps the next image, stays out); minus the
+        # same image's prompt time on its server, measured at the same moment, it is what the Ray path adds. Pairing
+        # them keeps the other load of a shared machine out of the difference.
+        pairs = [(b[4] - a[4], a[3]) for a, b in zip(finished, finished[1:])][1:]  # the first image loads the model
         result["interval"] = statistics.median(i for i, _ in pairs)
         result["overhead"] = statistics.median(i - p for i, p in pairs)
-        result["overhead_mean"] = (finished[-1][0] - finished[0][0]) / len(pairs) - statistics.mean(p for _, p in pairs)
+        result["overhead_mean"] = statistics.mean(i for i, _ in pairs) - statistics.mean(p for _, p in pairs)
+        result["in_worker"] = statistics.median(f[2] - f[3] for f in finished[1:])  # input copy, PNG read
+        result["delivery"] = statistics.median(f[6] - f[5] for f in finished[1:])  # worker's return -> driver
     return result
 
 
@@ -126,10 +131,13 @@ def main() -> int:
     workflow_path.write_text(json.dumps(workflow))
     cpus, seed = os.cpu_count(), 11
 
-    direct_before = direct(batch, workflow_path, checkpoint, work / "in", names, cpus, seed)
-    one = through_ray(batch, workflow_path, checkpoint, work / "in", 1, seed)
+    # The overhead is measured with one thread per server: on a shared machine more OpenMP threads than free cores
+    # make a step's time swing by several times (measured here: 1.8 s vs 4-25 s per image), which would drown it.
+    direct_before = direct(batch, workflow_path, checkpoint, work / "in", names, 1, seed)
+    one = through_ray(batch, workflow_path, checkpoint, work / "in", 1, seed, threads=1)
+    direct_after = direct(batch, workflow_path, checkpoint, work / "in", names, 1, seed)
+    one_default = through_ray(batch, workflow_path, checkpoint, work / "in", 1, seed)
     two = through_ray(batch, workflow_path, checkpoint, work / "in", 2, seed)
-    direct_after = direct(batch, workflow_path, checkpoint, work / "in", names, cpus, seed)
     d_before, d_after = statistics.median(direct_before[1:]), statistics.median(direct_after[1:])
     d = statistics.median(direct_before[1:] + direct_after[1:])
     pct = 100 * one["overhead"] / one["prompt"]
@@ -144,28 +152,33 @@ def main() -> int:
         f"Checkpoint: {checkpoint.name} ({'the small random-weight test checkpoint' if not args.ckpt else 'given'}); "
         f"{args.images} images of 96x96 / 96x72 px; example workflow, strength 0.6, {args.steps} steps "
         f"({round(0.6 * args.steps)} run), euler/normal, cfg 7.",
-        "Thread budget per server: cores // workers (direct and 1 worker: "
-        f"{cpus}; 2 workers: {max(1, cpus // 2)} each). Steady state: server start and each server's first image "
-        "(model load) excluded; medians.",
+        "Overhead rows: one thread per server (direct and `--threads 1`). Throughput rows: the default budget, "
+        f"cores // workers ({cpus} threads for 1 worker, {max(1, cpus // 2)} each for 2). Steady state: server start "
+        "and each server's first image (model load) excluded; medians.",
         "",
-        "| path | per image at the driver (s) | prompt on its server (s) | Ray path overhead per image | "
+        "| path | per image, call to call (s) | prompt on its server (s) | Ray path overhead per image | "
         "images/min steady | images/min end to end |",
         "|---|---|---|---|---|---|",
         f"| direct: prompts posted to one server, before / after the Ray runs | {d_before:.3f} / {d_after:.3f} | "
         f"{d_before:.3f} / {d_after:.3f} | — | {60 / d:.1f} | — |",
-        f"| scripts/batch.py, 1 worker | {one['interval']:.3f} | {one['prompt']:.3f} | {one['overhead']:+.3f} s "
-        f"({pct:+.1f} %; mean {one['overhead_mean']:+.3f} s) | {one['steady_per_min']:.1f} | "
-        f"{one['end_to_end_per_min']:.1f} |",
-        f"| scripts/batch.py, 2 workers | — | {two['prompt']:.3f} | — | {two['steady_per_min']:.1f} | "
-        f"{two['end_to_end_per_min']:.1f} |",
+        f"| scripts/batch.py, 1 worker, `--threads 1` | {one['interval']:.3f} | {one['prompt']:.3f} | "
+        f"{one['overhead']:+.3f} s ({pct:+.1f} %; mean {one['overhead_mean']:+.3f} s; in the worker "
+        f"{one['in_worker']:.3f} s; delivery to the driver {one['delivery']:.3f} s, overlapped) | "
+        f"{one['steady_per_min']:.1f} | {one['end_to_end_per_min']:.1f} |",
+        f"| scripts/batch.py, 1 worker ({cpus} threads) | {one_default['interval']:.3f} | {one_default['prompt']:.3f} | "
+        f"— | {one_default['steady_per_min']:.1f} | {one_default['end_to_end_per_min']:.1f} |",
+        f"| scripts/batch.py, 2 workers ({max(1, cpus // 2)} thread each) | — | {two['prompt']:.3f} | — | "
+        f"{two['steady_per_min']:.1f} | {two['end_to_end_per_min']:.1f} |",
         "",
-        "Overhead per image (1 worker): median over images of (interval between two results reaching the driver) − "
-        "(that image's prompt time on its server, POST to finished /history entry, measured in the worker at the same "
-        "time) — everything the Ray path adds: reading on the driver's node, the object store both ways, the actor "
-        "call, the input copy, the atomic write and the manifest line. The direct rows are separate runs minutes "
-        "apart, so on a shared machine they show the drift rather than the overhead.",
+        "Overhead per image (1 worker): median over images of (start of the next actor call − start of this one) − "
+        "(this image's prompt time on its server, POST to finished /history entry, measured in the worker at the same "
+        "time): what the Ray path adds to each image in steady state (the actor waiting for its next image from Ray "
+        "Data, the input copy, reading the PNG). The delivery of a result to the driver, its atomic write and manifest "
+        "line overlap the next image. The direct rows are separate runs minutes apart, so on a shared machine they "
+        "also show the drift between runs. The prompt time includes the 0.25 s /history polling of "
+        "scripts/comfy_server.py, in both paths.",
         f"End to end includes Ray's start (a local instance), the servers' start and the model load: 1 worker "
-        f"{one['wall']:.1f} s, 2 workers {two['wall']:.1f} s for {args.images} images.",
+        f"{one_default['wall']:.1f} s, 2 workers {two['wall']:.1f} s for {args.images} images.",
         f"Direct per-image times (s): before {', '.join(f'{t:.2f}' for t in direct_before)}; "
         f"after {', '.join(f'{t:.2f}' for t in direct_after)}.",
         "",

@@ -134,6 +134,11 @@ def workflow_hash(template: dict, settings: dict) -> str:
 def find_checkpoint(ckpt: str | None, comfyui: pathlib.Path) -> pathlib.Path:
     if ckpt is None:
         import tiny_checkpoint
+        if not (pathlib.Path(tiny_checkpoint.default_cache_dir()) / tiny_checkpoint.FILE_NAME).is_file():
+            # Built once with ComfyUI's own modules (on the CPU), like img2img.py does.
+            sys.path.insert(0, str(comfyui))
+            import comfy.cli_args
+            comfy.cli_args.args.cpu = True
         path = tiny_checkpoint.ensure_checkpoint()
         print("[batch] No --ckpt given: using the small random-weight test checkpoint, so the pictures will be "
               "noise.\n        For real results pass an SD1.5 checkpoint: --ckpt /path/to/model.safetensors, or "
@@ -242,7 +247,7 @@ class Worker:
         local = f"{uuid.uuid4().hex}{pathlib.PurePosixPath(name).suffix.lower()}"
         prompt = prompt_for(self.template, self.load_id, self.seed_ids, local, int(row["seed"]))
         result = {"name": name, "status": "error", "png": b"", "error": "", "worker": self.worker_id,
-                  "server_restarts": 0}
+                  "server_restarts": 0, "call_started": time.time()}
         self.prompt_seconds = 0.0
         (self.base / "input" / local).write_bytes(row["data"])
         try:
@@ -264,6 +269,7 @@ class Worker:
             (self.base / "input" / local).unlink(missing_ok=True)
         result["seconds"] = round(time.monotonic() - started, 3)
         result["prompt_seconds"] = round(self.prompt_seconds, 3)
+        result["call_ended"] = time.time()
         result["error"] = result["error"].replace(str(self.base / "input" / local), name)  # the user's name for it
         return result
 
@@ -330,6 +336,7 @@ def parse_args(argv=None):
     parser.add_argument("--workdir", type=pathlib.Path, help="where each worker makes its ComfyUI workspace "
                         "(default: a temporary folder; removed at the end)")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU even where the cluster has GPUs")
+    parser.add_argument("--threads", type=int, help="CPU threads per server (default: CPU cores // workers)")
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -500,7 +507,8 @@ def _execute(args, comfyui, output_dir, checkpoint, template, load_id, seed_ids,
             # The actor itself only drives its server, so it claims a fraction of a CPU (whole CPUs for every actor
             # would leave none for Ray Data's read tasks, and the pipeline would stall); the server gets a thread
             # budget of cpus // workers instead.
-            actor_resources, threads = {"num_cpus": min(0.5, cpus / (2 * workers))}, max(1, cpus // workers)
+            actor_resources = {"num_cpus": min(0.5, cpus / (2 * workers))}
+            threads = args.threads or max(1, cpus // workers)
         say(f"{workers} worker(s) on {'GPU' if gpus else 'CPU'}" + (f", {threads} thread(s) each" if threads else "")
             + f"; Ray {'cluster ' + args.address if args.address else 'local instance'}; workspaces in {workdir}")
         context = ray.data.DataContext.get_current()

@@ -291,7 +291,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path, checkpoint_path
     names = make_images(tmp_path / "in", SIZES[:5])
     out, work = tmp_path / "out", tmp_path / "work"
     args = ["--workflow", small_workflow(tmp_path / "workflow.json"), "--input", tmp_path / "in", "--output", out,
-            "--workers", 1, "--ckpt", checkpoint_path, "--workdir", work]
+            "--workers", 1, "--workdir", work]  # no --ckpt: the test checkpoint (checkpoint_path), with a notice
     # A session of its own, so SIGINT can go to the whole process group, as Ctrl-C in a terminal sends it.
     driver = subprocess.Popen([sys.executable, str(BATCH), "--comfyui", str(COMFYUI), *map(str, args)],
                               stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -304,6 +304,7 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path, checkpoint_path
     _, stderr = driver.communicate(timeout=120)
     assert driver.returncode == 130, stderr
     assert "interrupted" in stderr and "Run the same command again to resume" in stderr
+    assert "No --ckpt given: using the small random-weight test checkpoint" in stderr
     records = manifest(out)  # every line is complete JSON
     done_first = {r["name"] for r in records if r["status"] == "ok"}
     assert 1 <= len(done_first) < len(names), stderr
