@@ -321,8 +321,8 @@ def parse_args(argv=None):
     parser.add_argument("--input", type=pathlib.Path, required=True, help="folder of images (read, never modified)")
     parser.add_argument("--output", type=pathlib.Path, required=True, help="folder for the PNGs and manifest.jsonl")
     parser.add_argument("--workers", type=int, help="ComfyUI servers (default: one per GPU, else 1)")
-    parser.add_argument("--address", help="a Ray cluster to join (e.g. ray://head:10001 or auto); default: a local "
-                        "Ray instance on this machine")
+    parser.add_argument("--address", help="a Ray cluster to join, from one of its machines (auto, or HEAD_IP:6379); "
+                        "default: a local Ray instance on this machine")
     parser.add_argument("--ckpt", help="checkpoint: a .safetensors path or a name in ComfyUI/models/checkpoints "
                         "(default: the small test checkpoint)")
     parser.add_argument("--strength", type=float, help="SDEdit strength 0-1 (default: the workflow's)")
