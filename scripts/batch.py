@@ -540,6 +540,8 @@ def _execute(args, comfyui, output_dir, checkpoint, template, load_id, seed_ids,
                 + (f"  ({row['name']}: {row['error']})" if row["status"] != "ok" else ""))
     except KeyboardInterrupt:
         summary["interrupted"] = True
+    except Exception as error:  # e.g. a worker whose server cannot start: Ray's error carries the server's log
+        summary["stopped"] = f"{type(error).__name__}: {str(error)[-3000:]}"
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
         for path in temps:
@@ -548,7 +550,11 @@ def _execute(args, comfyui, output_dir, checkpoint, template, load_id, seed_ids,
         _stop(ray, args, workdir)
     summary["seconds"] = round(time.monotonic() - started, 1)
     rate = (summary["written"] + summary["failed"]) / max(summary["seconds"] / 60, 1e-9)
-    if summary["interrupted"]:
+    if summary.get("stopped"):
+        say(f"stopped by an error: {summary['stopped']}\n[batch] {summary['written']} written and {summary['failed']} "
+            f"failed in this run, {summary['left']} left; the manifest keeps them. Fix the cause and run the same "
+            "command again to resume.")
+    elif summary["interrupted"]:
         say(f"interrupted: {summary['written']} written and {summary['failed']} failed in this run, {summary['left']} "
             "left. Run the same command again to resume.")
     else:
@@ -643,6 +649,8 @@ def main(argv=None) -> int:
         return 2
     if summary["interrupted"]:
         return 130
+    if summary.get("stopped"):
+        return 3
     return 1 if summary["failed"] or summary["failed_before"] else 0
 
 
