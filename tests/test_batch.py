@@ -237,6 +237,29 @@ def test_a_changed_parameter_is_noticed_and_not_mixed(run):
     assert prompt.returncode == 2 and "prompt" in prompt.stderr, prompt.stderr
 
 
+def test_redo_replaces_the_batchs_own_outputs_with_the_new_settings(run):
+    """Runs after the tests above (same module-scoped run): --redo is the explicit way to change settings in place."""
+    out = run["root"] / "out"
+    old = {name: records[0] for name, records in ok_records(out).items()}
+    old_pixels = {name: np.asarray(Image.open(out / r["output_name"])) for name, r in old.items()}
+    redo = batch(*run["args"], "--strength", "0.3", "--redo")
+    assert redo.returncode == 1, redo.stderr  # the corrupt file is tried again with the new settings, and fails again
+    assert "9 to run" in redo.stderr, redo.stderr
+    latest = {}
+    for record in manifest(out):
+        latest[record["name"]] = record
+    assert len({r["workflow_hash"] for r in latest.values()}) == 1
+    assert latest["corrupt.png"]["status"] == "error"
+    for name, record in old.items():
+        assert latest[name]["status"] == "ok" and latest[name]["workflow_hash"] != record["workflow_hash"]
+        assert latest[name]["output_name"] == record["output_name"], "the batch's own output is replaced in place"
+        assert not np.array_equal(np.asarray(Image.open(out / record["output_name"])), old_pixels[name]), name
+    assert (out / run["user_target"]).read_bytes() == USER_BYTES
+    assert not list(out.glob(".sdedit-batch-*.tmp"))
+    back = batch(*run["args"])  # the earlier settings are now the changed ones
+    assert back.returncode == 2 and "strength: 0.3 -> the workflow's" in back.stderr, back.stderr
+
+
 def _ksampler_workflow():
     return {
         "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "x.safetensors"}},
