@@ -500,6 +500,9 @@ def _execute(args, comfyui, output_dir, checkpoint, template, load_id, seed_ids,
         # The thread budget follows --workers even when fewer images are left than workers (fewer actors then), so
         # a resumed image runs with the same threads as in the first run: CPU results can depend on them.
         workers = args.workers or max(1, gpus)
+        if gpus and workers > gpus:
+            raise SystemExit(f"--workers {workers}: the Ray cluster has {gpus} GPU(s), one per worker. Use --workers "
+                             f"{gpus} or fewer, or --cpu.")
         if gpus:
             # One actor per GPU: Ray sets CUDA_VISIBLE_DEVICES for it, and its server inherits it.
             actor_resources, threads = {"num_gpus": 1, "num_cpus": 1}, None
