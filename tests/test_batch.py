@@ -340,3 +340,29 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path, checkpoint_path
     oks = ok_records(out)
     assert sorted(oks) == sorted(names) and all(len(r) == 1 for r in oks.values()), oks
     assert sorted(p.name for p in out.glob("*.png")) == sorted(r[0]["output_name"] for r in oks.values())
+
+
+def test_batch_sh_says_clearly_when_pip_cannot_install_ray(tmp_path):
+    """scripts/batch.sh installs Ray on first use; where the package index cannot be reached it says so and stops.
+    A fresh venv without Ray (marked current for setup.sh) and a stand-in ComfyUI folder, so nothing shared is
+    touched; the index is a closed local port."""
+    comfy = tmp_path / "ComfyUI"
+    (comfy / "comfy").mkdir(parents=True)
+    (comfy / "main.py").write_text("")
+    (comfy / "comfyui_version.py").write_text((COMFYUI / "comfyui_version.py").read_text())
+    (comfy / "requirements.txt").write_text((COMFYUI / "requirements.txt").read_text())
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # pip from ensurepip's bundled wheel
+    stamp = subprocess.run(
+        ["bash", "-c", 'grep -v -E "^\\s*(torch|torchvision|torchaudio)\\s*$" "$1/requirements.txt" | '
+         'cat - "$2/scripts/constraints.txt" "$2/requirements.txt" "$2/requirements-dev.txt" | sha256sum | cut -c1-16',
+         "stamp", str(comfy), str(REPO)], capture_output=True, text=True, check=True).stdout.strip()
+    (venv / ".sdedit-setup").write_text(stamp + "\n")
+    env = {**os.environ, "COMFYUI_PATH": str(comfy), "SDEDIT_VENV": str(venv), "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+           "PIP_FIND_LINKS": "", "PIP_RETRIES": "0", "PIP_TIMEOUT": "5", "PIP_NO_CACHE_DIR": "1"}
+    result = subprocess.run(["bash", str(REPO / "scripts" / "batch.sh"), "--help"], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert "virtual environment up to date" in result.stderr, result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Ray is not installed" in result.stderr and "pip could not install ray[data]==2.60.0" in result.stderr
+    assert "no access to the package index?" in result.stderr
