@@ -342,23 +342,33 @@ def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path, checkpoint_path
     assert sorted(p.name for p in out.glob("*.png")) == sorted(r[0]["output_name"] for r in oks.values())
 
 
-def test_batch_sh_says_clearly_when_pip_cannot_install_ray(tmp_path):
-    """scripts/batch.sh installs Ray on first use; where the package index cannot be reached it says so and stops.
-    A fresh venv without Ray (marked current for setup.sh) and a stand-in ComfyUI folder, so nothing shared is
-    touched; the index is a closed local port."""
+def _setup_for_batch_sh(tmp_path, with_this_environment: bool) -> dict:
+    """A stand-in ComfyUI folder and a fresh venv marked current for setup.sh, so nothing shared is touched. With
+    `with_this_environment` the venv sees this environment's packages (Ray included) through a .pth file."""
     comfy = tmp_path / "ComfyUI"
     (comfy / "comfy").mkdir(parents=True)
     (comfy / "main.py").write_text("")
     (comfy / "comfyui_version.py").write_text((COMFYUI / "comfyui_version.py").read_text())
     (comfy / "requirements.txt").write_text((COMFYUI / "requirements.txt").read_text())
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # pip from ensurepip's bundled wheel
+    # Without this environment: pip from ensurepip's bundled wheel, and no Ray.
+    subprocess.run([sys.executable, "-m", "venv", *(["--without-pip"] if with_this_environment else []), str(venv)],
+                   check=True)
+    if with_this_environment:
+        site = next((venv / "lib").glob("python3*/site-packages"))
+        (site / "this_environment.pth").write_text(str(pathlib.Path(ray.__file__).parents[1]) + "\n")
     stamp = subprocess.run(
         ["bash", "-c", 'grep -v -E "^\\s*(torch|torchvision|torchaudio)\\s*$" "$1/requirements.txt" | '
          'cat - "$2/scripts/constraints.txt" "$2/requirements.txt" "$2/requirements-dev.txt" | sha256sum | cut -c1-16',
          "stamp", str(comfy), str(REPO)], capture_output=True, text=True, check=True).stdout.strip()
     (venv / ".sdedit-setup").write_text(stamp + "\n")
-    env = {**os.environ, "COMFYUI_PATH": str(comfy), "SDEDIT_VENV": str(venv), "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+    return {**os.environ, "COMFYUI_PATH": str(comfy), "SDEDIT_VENV": str(venv)}
+
+
+def test_batch_sh_says_clearly_when_pip_cannot_install_ray(tmp_path):
+    """scripts/batch.sh installs Ray on first use; where the package index cannot be reached it says so and stops
+    (the index here is a closed local port)."""
+    env = {**_setup_for_batch_sh(tmp_path, with_this_environment=False), "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
            "PIP_FIND_LINKS": "", "PIP_RETRIES": "0", "PIP_TIMEOUT": "5", "PIP_NO_CACHE_DIR": "1"}
     result = subprocess.run(["bash", str(REPO / "scripts" / "batch.sh"), "--help"], env=env, capture_output=True,
                             text=True, timeout=300)
@@ -366,3 +376,12 @@ def test_batch_sh_says_clearly_when_pip_cannot_install_ray(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Ray is not installed" in result.stderr and "pip could not install ray[data]==2.60.0" in result.stderr
     assert "no access to the package index?" in result.stderr
+
+
+def test_batch_sh_runs_the_batch_where_ray_is_installed(tmp_path):
+    env = _setup_for_batch_sh(tmp_path, with_this_environment=True)
+    result = subprocess.run(["bash", str(REPO / "scripts" / "batch.sh"), "--help"], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "usage: batch.py" in result.stdout and "--address" in result.stdout
+    assert "installing" not in result.stderr
