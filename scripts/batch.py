@@ -258,9 +258,10 @@ class Worker:
                 try:
                     result.update(self._run(prompt))
                     break
-                except Exception as error:  # (the server's state decides: retry or report)
+                except Exception as error:  # the server's state decides: retry or report
                     if self.server.alive():
                         result["error"] = f"{type(error).__name__}: {error}"
+                        self.server.request("POST", "/interrupt")  # e.g. a timeout: the next image must not wait
                         break
                     result["error"] = f"the ComfyUI server died while running it ({attempt + 1} times)"
                     print(f"[batch worker {self.worker_id}] server died during {name}; restarting it",
@@ -280,6 +281,8 @@ class Worker:
             return {"status": "error", "error": "ComfyUI refused the prompt: " + _brief(response)}
         entry = self.server.wait(response["prompt_id"], timeout=3600)
         self.prompt_seconds = time.monotonic() - posted  # what posting to the server directly costs (bench)
+        # The server keeps every prompt's history; over thousands of images that only grows.
+        self.server.request("POST", "/history", {"delete": [response["prompt_id"]]})
         if entry["status"]["status_str"] != "success":
             messages = [m[1] for m in entry["status"]["messages"] if m[0] == "execution_error"]
             text = "; ".join(f"{m.get('node_type')}: {m.get('exception_message', '').strip()}" for m in messages)
