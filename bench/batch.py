@@ -59,7 +59,8 @@ def direct(batch, workflow_path, checkpoint, folder, names, threads, seed) -> li
     base = prepare_workspace(pathlib.Path(tempfile.mkdtemp(prefix="bench-direct-")), checkpoint,
                              [folder / n for n in names])
     times = []
-    with ComfyServer(COMFYUI, base, env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},
+    with ComfyServer(COMFYUI, base, extra_args=("--preview-method", "none"),  # as the batch's workers
+                     env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},
                      die_with_parent=True) as server:
         for name in names:
             prompt = batch.prompt_for(template, load_id, seed_ids, name, batch.image_seed(seed, name))

@@ -227,6 +227,16 @@ class Worker:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.base = prepare_workspace(pathlib.Path(workdir) / f"{run_id}-{os.getpid()}",
                                       pathlib.Path(checkpoint) if checkpoint else None)
+        self.extra_args = ["--preview-method", "none"]  # no one watches previews in a batch
+        models = self.comfyui / "models"
+        if models.is_dir():
+            # The workspace holds only the checkpoint; the install's other model folders (LoRAs, VAEs, upscalers, ...)
+            # are offered too, read-only, so workflows that load them work as they do in the user's ComfyUI.
+            folders = sorted(d.name for d in models.iterdir() if d.is_dir())
+            config = self.base / "extra_model_paths.yaml"
+            config.write_text(f"comfyui_install:\n    base_path: {json.dumps(str(self.comfyui))}\n"
+                              + "".join(f"    {json.dumps(name)}: {json.dumps('models/' + name)}\n" for name in folders))
+            self.extra_args += ["--extra-model-paths-config", str(config)]
         # CPU: a thread budget per server (cpus // workers), so the servers do not fight over the cores.
         self.env = {} if threads is None else {k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         self.server = None
@@ -236,7 +246,8 @@ class Worker:
     def _start(self) -> None:
         if self.server is not None:
             self.server.__exit__(None, None, None)
-        self.server = ComfyServer(self.comfyui, self.base, env=self.env, cpu=not self.use_gpu, die_with_parent=True)
+        self.server = ComfyServer(self.comfyui, self.base, extra_args=self.extra_args, env=self.env, cpu=not self.use_gpu,
+                                  die_with_parent=True)
         self.launcher.submit(self.server.__enter__).result()
         self.starts += 1
 
