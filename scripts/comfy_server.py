@@ -19,14 +19,16 @@ PACK_NAME = "sdedit-img2img"
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def prepare_workspace(base: pathlib.Path, checkpoint: pathlib.Path, images=(), link_pack: bool = True) -> pathlib.Path:
+def prepare_workspace(base: pathlib.Path, checkpoint: pathlib.Path | None, images=(),
+                      link_pack: bool = True) -> pathlib.Path:
     """Lays out a --base-directory: this pack in custom_nodes (linked, unless `link_pack` is false: the
-    caller installs it), `checkpoint` in models, `images` in input."""
+    caller installs it), `checkpoint` in models (none: the workflow loads no checkpoint), `images` in input."""
     for sub in ("custom_nodes", "models/checkpoints", "input", "output", "user"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     if link_pack:
         _link(base / "custom_nodes" / PACK_NAME, REPO)
-    _link(base / "models" / "checkpoints" / checkpoint.name, checkpoint.resolve())
+    if checkpoint is not None:
+        _link(base / "models" / "checkpoints" / checkpoint.name, checkpoint.resolve())
     for image in images:
         shutil.copyfile(image, base / "input" / pathlib.Path(image).name)
     return base
@@ -44,23 +46,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the kernel kills it when the thread that started it ends (Linux), so a
+    server never outlives a worker process that is killed without a chance to clean up (e.g. by Ray)."""
+    import ctypes
+    import signal
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 class ComfyServer:
     def __init__(self, comfyui: pathlib.Path, base: pathlib.Path, python: str = sys.executable,
-                 extra_args=("--preview-method", "latent2rgb"), env: dict | None = None):
+                 extra_args=("--preview-method", "latent2rgb"), env: dict | None = None, cpu: bool = True,
+                 die_with_parent: bool = False):
         self.comfyui, self.base, self.python = pathlib.Path(comfyui), pathlib.Path(base), python
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = self.base / "comfyui.log"
         self.extra_args = list(extra_args)
         self.env = None if env is None else {**os.environ, **env}  # e.g. TMPDIR, to see the temp files it makes
+        self.cpu, self.die_with_parent = cpu, die_with_parent and sys.platform.startswith("linux")
         self.process = None
 
     def __enter__(self):
         log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [self.python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+            [self.python, "main.py", *(["--cpu"] if self.cpu else []), "--listen", "127.0.0.1", "--port", str(self.port),
              "--base-directory", str(self.base), *self.extra_args],
-            cwd=self.comfyui, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env)
+            cwd=self.comfyui, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=self.env,
+            preexec_fn=_die_with_parent if self.die_with_parent else None)
         log.close()
         self._wait_ready(timeout=300)
         return self

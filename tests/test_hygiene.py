@@ -31,6 +31,7 @@ def test_pack_passes_the_security_rules():
     ("import socket", "TID251"),
     ("import pickle", "TID251"),
     ("from aiohttp import ClientSession", "TID251"),
+    ("import ray", "TID251"),
 ])
 def test_rules_flag_what_the_pack_must_not_do(tmp_path, line, rule):
     # A copy of the config and a probe module in a nodes/ folder, so the per-file rules of the pack apply.
@@ -57,3 +58,19 @@ def test_js_never_writes_html_from_text():
                  for line in path.read_text().splitlines()
                  if re.search(r"\b(innerHTML|outerHTML|insertAdjacentHTML|document\.write)\b", line)]
     assert not offenders, offenders
+
+
+def test_the_pack_never_imports_ray():
+    """Ray is a dependency of the batch command (scripts/batch.py) and its tests only: not of the pack's code,
+    requirements.txt or pyproject's dependencies. ruff.toml bans it in the pack too."""
+    import ast
+    import tomllib
+    for path in [REPO / "__init__.py", *sorted((REPO / "nodes").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            assert not [n for n in names if n.split(".")[0] == "ray"], path
+    assert "ray" not in (REPO / "requirements.txt").read_text().lower()
+    dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert not [d for d in dependencies if d.lower().startswith("ray")]
+    assert any(line.startswith("ray[data]==") for line in (REPO / "requirements-dev.txt").read_text().splitlines())
