@@ -18,6 +18,7 @@ and running comfy_entrypoint() + get_node_list().
 """
 import argparse
 import datetime
+import os
 import statistics
 import subprocess
 import sys
@@ -137,7 +138,8 @@ import sys, time, asyncio, importlib.util
 sys.path.insert(0, {str(host.REPO / 'bench')!r})
 import host
 host.setup_host()
-import nodes, comfy.samplers, comfy.sample, comfy_api.latest, latent_preview  # the host, as at ComfyUI start
+# the host as main.py has it before loading custom nodes: its package utils first, the server (aiohttp) too
+import utils.install_util, server, nodes, comfy.samplers, comfy.sample, comfy_api.latest, latent_preview
 t0 = time.perf_counter()
 pack = host.load_pack()
 ext = asyncio.run(pack.comfy_entrypoint())
@@ -223,7 +225,7 @@ def main():
 def report(args, ckpt, torch_version, size, equal, same_steps, zero, ms_import, node_count):
     w, h = size
     lines = [f"# Pack vs native img2img on the CPU ({datetime.date.today()})", "",
-             f"Machine: {host.machine()}, torch {torch_version}, shared with six other busy processes "
+             f"Machine: {host.machine()}, torch {torch_version}, load average {os.getloadavg()[0]:.1f} at the end "
              "(ratios measured side by side are what count). "
              f"Checkpoint: {ckpt.name}{' (random-weight SD1.5 test checkpoint: UNet two levels, ~107 M parameters; full-size CLIP-L and VAE)' if args.ckpt is None else ''}. "
              f"Picture {w}x{h}, prompt \"{PROMPT}\", {SAMPLER}/{SCHEDULER}, cfg {CFG}, seed {SEED}. "
