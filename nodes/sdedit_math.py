@@ -20,6 +20,10 @@ _ROUNDING_SLACK = 1e-9
 # A tail whose first step (from sigma_start) spans more than this many times the next one is broken.
 BROKEN_TAIL = 3.0
 
+# The longest schedule `levels_below_schedule` builds (linear_quadratic on an EPS model, "all" mode, a strength
+# near 0 would ask for far more); the host's table-based schedulers repeat levels past 1000 steps anyway.
+LEVELS_BELOW_MAX = 4096
+
 # The variable in which the host's sigma-spaced schedulers space their levels evenly, and its inverse
 # (k-diffusion's get_sigmas_exponential: log sigma; get_sigmas_karras: sigma^(1/rho), rho = 7).
 EVEN_IN = {"exponential": (math.log, math.exp),
@@ -106,6 +110,8 @@ def sdedit_sigmas(model_sampling, scheduler: str, steps: int, strength: float, s
     `sigma_start` with the same number of steps instead: in proportional mode karras and exponential
     keep the step size of their `steps`-step schedule (`even_step_bottom`), otherwise the levels span
     `sigma_start` to the model's sigma_min (measured best per scheduler: bench/schedule_error.py).
+    linear_quadratic crowds half its levels just under sigma_max: where its tail reaches above
+    `sigma_start` it runs its own levels below it instead (`levels_below_schedule`).
     """
     if step_mode not in STEP_MODES:
         raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
@@ -117,6 +123,13 @@ def sdedit_sigmas(model_sampling, scheduler: str, steps: int, strength: float, s
         if step_mode == "proportional" and scheduler in EVEN_IN:
             bottom = even_step_bottom(model_sampling, scheduler, steps, count, sigma_start, discard_penultimate)
         return sub_range_schedule(model_sampling, scheduler, count, sigma_start, discard_penultimate, bottom)
+    if scheduler == "linear_quadratic":
+        total = step_plan(strength, steps, step_mode)[1]
+        tail = full_schedule(model_sampling, scheduler, total, discard_penultimate)[-(count + 1):]
+        if len(tail) > 1 and tail[1] >= sigma_start:  # crowded above the start level
+            below = levels_below_schedule(model_sampling, scheduler, count, total, sigma_start, discard_penultimate)
+            if below is not None:
+                return below
     tail = tail_schedule(model_sampling, scheduler, steps, strength, sigma_start, step_mode, discard_penultimate)
     if scheduler == "beta" and step_mode == "all" and len(tail) > 2 and \
             float(tail[0] - tail[1]) > BROKEN_TAIL * float(tail[1] - tail[2]):
@@ -136,6 +149,36 @@ def tail_schedule(model_sampling, scheduler: str, steps: int, strength: float, s
     count, total = step_plan(strength, steps, step_mode)
     sigmas = full_schedule(model_sampling, scheduler, total, discard_penultimate)
     return starting_at(sigmas[-(count + 1):].float(), sigma_start)
+
+
+def levels_below_schedule(model_sampling, scheduler: str, count: int, total: int, sigma_start: float,
+                          discard_penultimate: bool = False) -> torch.Tensor | None:
+    """The last `count` steps of a schedule longer than `total` steps whose tail lies wholly below
+    `sigma_start` where one step fewer's does not, its first level raised to `sigma_start`; None past
+    LEVELS_BELOW_MAX steps. Found by doubling, then bisection: the host builds each schedule in Python.
+
+    For a tail crowded above `sigma_start` (linear_quadratic spends half its steps within 2.5 % of
+    sigma_max): the scheduler's own levels below the start, where `starting_at` would squeeze them under it.
+    """
+    def tail(n):
+        return full_schedule(model_sampling, scheduler, n, discard_penultimate)[-(count + 1):].float()
+
+    def below(n):
+        return float(tail(n)[0]) < sigma_start
+
+    if total >= LEVELS_BELOW_MAX:
+        return None
+    low, high = total, min(2 * total, LEVELS_BELOW_MAX)  # the tail of `total` steps reaches above: low fails
+    while not below(high):
+        if high >= LEVELS_BELOW_MAX:
+            return None
+        low, high = high, min(2 * high, LEVELS_BELOW_MAX)
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (low, mid) if below(mid) else (mid, high)
+    sigmas = tail(high)
+    sigmas[0] = sigma_start
+    return sigmas
 
 
 def even_step_bottom(model_sampling, scheduler: str, steps: int, count: int, sigma_start: float,

@@ -29,7 +29,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from comfy_server import ComfyServer, prepare_workspace  # noqa: E402  (after the sys.path line)
+from comfy_server import ComfyServer, find_checkpoint, prepare_workspace  # noqa: E402  (after the sys.path line)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 MANIFEST = "manifest.jsonl"
@@ -129,26 +129,6 @@ def workflow_hash(template: dict, settings: dict) -> str:
     """Covers the patched workflow and every parameter that changes a result."""
     blob = json.dumps({"workflow": template, "settings": settings}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def find_checkpoint(ckpt: str | None, comfyui: pathlib.Path) -> pathlib.Path:
-    if ckpt is None:
-        import tiny_checkpoint
-        if not (pathlib.Path(tiny_checkpoint.default_cache_dir()) / tiny_checkpoint.FILE_NAME).is_file():
-            # Built once with ComfyUI's own modules (on the CPU), like img2img.py does.
-            sys.path.insert(0, str(comfyui))
-            import comfy.cli_args
-            comfy.cli_args.args.cpu = True
-        path = tiny_checkpoint.ensure_checkpoint()
-        print("[batch] No --ckpt given: using the small random-weight test checkpoint, so the pictures will be "
-              "noise.\n        For real results pass an SD1.5 checkpoint: --ckpt /path/to/model.safetensors, or "
-              f"the name of a file in {comfyui / 'models' / 'checkpoints'}.", file=sys.stderr)
-        return path
-    for candidate in (pathlib.Path(ckpt).expanduser(), comfyui / "models" / "checkpoints" / ckpt):
-        if candidate.is_file():
-            return candidate.resolve()
-    raise SystemExit(f"--ckpt {ckpt!r}: no such file, and no such name in {comfyui / 'models' / 'checkpoints'}. "
-                     "Give the path of a .safetensors file or a file name in that folder.")
 
 
 # --- the folder, the manifest, the outputs ---------------------------------------------------------
@@ -384,7 +364,7 @@ def run(argv=None, on_result=None) -> dict:
                       seed_given=args.seed is not None)
     except WorkflowError as error:
         raise SystemExit(f"--workflow {args.workflow}: {error}")
-    checkpoint = find_checkpoint(args.ckpt, comfyui) if (has_loader or args.ckpt) else None
+    checkpoint = find_checkpoint(args.ckpt, comfyui, prefix="[batch] ") if (has_loader or args.ckpt) else None
     template, load_id, seed_ids = plan_workflow(
         workflow, ckpt_name=checkpoint.name if checkpoint else None, strength=args.strength, prompt=args.prompt,
         seed_given=args.seed is not None)

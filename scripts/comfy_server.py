@@ -2,7 +2,7 @@
 
 Used by the end-to-end tests and by scripts/img2img.py. The workspace (--base-directory) holds the
 custom_nodes, models, input and output folders, so a run never touches the user's own ComfyUI folders.
-Standard library only.
+Standard library only; the test checkpoint builder (tiny_checkpoint, torch) is imported only when a run needs it.
 """
 import json
 import os
@@ -32,6 +32,29 @@ def prepare_workspace(base: pathlib.Path, checkpoint: pathlib.Path | None, image
     for image in images:
         shutil.copyfile(image, base / "input" / pathlib.Path(image).name)
     return base
+
+
+def find_checkpoint(ckpt: str | None, comfyui: pathlib.Path, prefix: str = "") -> pathlib.Path:
+    """The checkpoint a command-line run uses: `ckpt` as a path or a name in ComfyUI/models/checkpoints, or,
+    with no --ckpt, the small random-weight test checkpoint (built once with ComfyUI's own modules, on the CPU)."""
+    checkpoints = comfyui / "models" / "checkpoints"
+    if ckpt is None:
+        import tiny_checkpoint
+        if not (pathlib.Path(tiny_checkpoint.default_cache_dir()) / tiny_checkpoint.FILE_NAME).is_file():
+            if str(comfyui) not in sys.path:
+                sys.path.insert(0, str(comfyui))
+            import comfy.cli_args
+            comfy.cli_args.args.cpu = True  # before anything imports comfy.model_management
+        path = tiny_checkpoint.ensure_checkpoint()
+        print(f"{prefix}No --ckpt given: using the small random-weight test checkpoint, so the output will be "
+              f"noise.\n{prefix}For real results pass an SD1.5 checkpoint: --ckpt /path/to/model.safetensors, "
+              f"or the name of a file in {checkpoints}.", file=sys.stderr)
+        return path
+    for candidate in (pathlib.Path(ckpt).expanduser(), checkpoints / ckpt):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise SystemExit(f"--ckpt {ckpt!r}: no such file, and no such name in {checkpoints}. "
+                     "Give the path of an SD1.5 .safetensors/.ckpt file or a file name in that folder.")
 
 
 def _link(link: pathlib.Path, target: pathlib.Path) -> None:

@@ -10,25 +10,10 @@ import json
 import pathlib
 import sys
 
-from comfy_server import REPO, ComfyServer, prepare_workspace
+from comfy_server import REPO, ComfyServer, find_checkpoint, prepare_workspace
 
 WORKFLOW = REPO / "example_workflows" / "api" / "sdedit_img2img.json"
 SAMPLE = REPO / "example_workflows" / "input" / "sdedit_example.png"
-
-
-def find_checkpoint(ckpt: str | None, comfyui: pathlib.Path) -> pathlib.Path:
-    if ckpt is None:
-        import tiny_checkpoint
-        path = tiny_checkpoint.ensure_checkpoint()
-        print("No --ckpt given: using the small random-weight test checkpoint, so the picture will be noise.\n"
-              "For a real result pass an SD1.5 checkpoint: --ckpt /path/to/v1-5-pruned-emaonly.safetensors,\n"
-              f"or the name of a file in {comfyui / 'models' / 'checkpoints'}.")
-        return path
-    for candidate in (pathlib.Path(ckpt).expanduser(), comfyui / "models" / "checkpoints" / ckpt):
-        if candidate.is_file():
-            return candidate.resolve()
-    sys.exit(f"--ckpt {ckpt!r}: no such file, and no such name in {comfyui / 'models' / 'checkpoints'}. "
-             "Give the path of an SD1.5 .safetensors/.ckpt file or a file name in that folder.")
 
 
 def main() -> int:
