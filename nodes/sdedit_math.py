@@ -20,8 +20,8 @@ _ROUNDING_SLACK = 1e-9
 # A tail whose first step (from sigma_start) spans more than this many times the next one is broken.
 BROKEN_TAIL = 3.0
 
-# The longest schedule `levels_below_schedule` builds (linear_quadratic on an EPS model, "all" mode, a strength
-# near 0 would ask for far more); the host's table-based schedulers repeat levels past 1000 steps anyway.
+# The longest schedule `levels_below_schedule` builds, each in the host's Python (linear_quadratic on an EPS
+# model in "all" mode near strength 0 would ask for far more): a few milliseconds at most.
 LEVELS_BELOW_MAX = 4096
 
 # The variable in which the host's sigma-spaced schedulers space their levels evenly, and its inverse
