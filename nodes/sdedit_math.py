@@ -125,11 +125,12 @@ def sdedit_sigmas(model_sampling, scheduler: str, steps: int, strength: float, s
         return sub_range_schedule(model_sampling, scheduler, count, sigma_start, discard_penultimate, bottom)
     if scheduler == "linear_quadratic":
         total = step_plan(strength, steps, step_mode)[1]
-        tail = full_schedule(model_sampling, scheduler, total, discard_penultimate)[-(count + 1):]
+        tail = full_schedule(model_sampling, scheduler, total, discard_penultimate)[-(count + 1):].float()
         if len(tail) > 1 and tail[1] >= sigma_start:  # crowded above the start level
             below = levels_below_schedule(model_sampling, scheduler, count, total, sigma_start, discard_penultimate)
             if below is not None:
                 return below
+        return starting_at(tail, sigma_start)  # = tail_schedule, without building the schedule again
     tail = tail_schedule(model_sampling, scheduler, steps, strength, sigma_start, step_mode, discard_penultimate)
     if scheduler == "beta" and step_mode == "all" and len(tail) > 2 and \
             float(tail[0] - tail[1]) > BROKEN_TAIL * float(tail[1] - tail[2]):

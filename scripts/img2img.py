@@ -29,9 +29,6 @@ def main() -> int:
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "out", help="workspace (default: out/)")
     args = parser.parse_args()
 
-    sys.path.insert(0, str(args.comfyui))
-    import comfy.cli_args
-    comfy.cli_args.args.cpu = True
     if not args.image.is_file():
         sys.exit(f"--image {args.image}: no such file.")
     checkpoint = find_checkpoint(args.ckpt, args.comfyui)
