@@ -24,6 +24,12 @@ BROKEN_TAIL = 3.0
 # model in "all" mode near strength 0 would ask for far more): a few milliseconds at most.
 LEVELS_BELOW_MAX = 4096
 
+# Time-spaced schedulers whose grid ends one step above the model's lowest level, then jumps to 0; in
+# "all" mode, where that jump is more than FLOOR_JUMP times the step before it (`jumps_to_zero`), they run
+# the grid moved down to that level (`floored_schedule`).
+FLOOR_JUMP = 2.0
+FLOORED_IN_ALL = ("simple", "sgm_uniform")
+
 # The variable in which the host's sigma-spaced schedulers space their levels evenly, and its inverse
 # (k-diffusion's get_sigmas_exponential: log sigma; get_sigmas_karras: sigma^(1/rho), rho = 7).
 EVEN_IN = {"exponential": (math.log, math.exp),
@@ -111,7 +117,9 @@ def sdedit_sigmas(model_sampling, scheduler: str, steps: int, strength: float, s
     keep the step size of their `steps`-step schedule (`even_step_bottom`), otherwise the levels span
     `sigma_start` to the model's sigma_min (measured best per scheduler: bench/schedule_error.py).
     linear_quadratic crowds half its levels just under sigma_max: where its tail reaches above
-    `sigma_start` it runs its own levels below it instead (`levels_below_schedule`).
+    `sigma_start` it runs its own levels below it instead (`levels_below_schedule`). simple and
+    sgm_uniform in "all" mode run their grid moved down to the model's lowest level where their tail
+    ends in a long jump to 0 (`floored_schedule`).
     """
     if step_mode not in STEP_MODES:
         raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
@@ -132,6 +140,11 @@ def sdedit_sigmas(model_sampling, scheduler: str, steps: int, strength: float, s
                 return below
         return starting_at(tail, sigma_start)  # = tail_schedule, without building the schedule again
     tail = tail_schedule(model_sampling, scheduler, steps, strength, sigma_start, step_mode, discard_penultimate)
+    if scheduler in FLOORED_IN_ALL and step_mode == "all" and jumps_to_zero(tail) \
+            and not is_max_noise(model_sampling, sigma_start):  # strength 1 stays text-to-image
+        total = step_plan(strength, steps, step_mode)[1]
+        floored = floored_schedule(model_sampling, scheduler, count, total, sigma_start, discard_penultimate)
+        return tail if floored is None else floored
     if scheduler == "beta" and step_mode == "all" and len(tail) > 2 and \
             float(tail[0] - tail[1]) > BROKEN_TAIL * float(tail[1] - tail[2]):
         # At low strength the tail of a steps/strength-step beta schedule sits in its crowded low end.
@@ -236,6 +249,44 @@ def table_below_schedule(model_sampling, scheduler: str, count: int, sigma_start
         return None
     sigmas[0] = sigma_start
     return sigmas
+
+
+def jumps_to_zero(tail: torch.Tensor) -> bool:
+    """A tail of four steps or more whose last step (to 0) is more than FLOOR_JUMP times the one before it."""
+    return len(tail) > 4 and float(tail[-2]) > FLOOR_JUMP * float(tail[-3] - tail[-2])
+
+
+def floored_schedule(model_sampling, scheduler: str, count: int, total: int, sigma_start: float,
+                     discard_penultimate: bool = False) -> torch.Tensor | None:
+    """`count` steps from `sigma_start`: the last levels of the scheduler's `total`-step grid, moved down the
+    grid until the lowest is the model's own lowest level. Every gap between levels stays the grid's own
+    step; the first one (from `sigma_start`) spans one to two of them. None where the levels would not
+    go strictly down from `sigma_start`.
+
+    simple and sgm_uniform end their grid one step above that level, then jump to 0. On EPS and v models
+    sigma grows like the square root of the model's time there, so that jump is about twice the step
+    before it, and in the tail of a steps / strength-step schedule it is the largest error. Used where the
+    jump is more than FLOOR_JUMP times the step before it, from four steps on (with three, the longer
+    first step outweighs it: 5 % worse at strength 0.1 on SD1.5). On flow models sigma is about linear in
+    time, so only a grid step finer than the grid's distance from time 0 qualifies (low strength, many steps).
+    """
+    extra = int(discard_penultimate)  # as full_schedule asks the host
+    n, total = count + extra, total + extra
+    if n < 2:
+        return None
+    if scheduler == "sgm_uniform":  # keep the last point of its grid, the one the host drops for 0
+        ms = model_sampling
+        times = torch.linspace(ms.timestep(ms.sigma_max), ms.timestep(ms.sigma_min), total + 1)[-(n - 1):]
+        levels = torch.tensor([float(ms.sigma(t)) for t in times])
+    else:  # simple: entries of the model's table at its stride, counted from entry 0
+        table = model_sampling.sigmas.float()  # rising with the model's time
+        grid = comfy.samplers.calculate_sigmas(model_sampling, scheduler, total)[-n:-1].float()
+        index = torch.searchsorted(table, grid)
+        levels = table[index - index[-1]]
+    sigmas = torch.cat([torch.tensor([sigma_start]), levels, torch.zeros(1)])
+    if not bool((sigmas[1:] < sigmas[:-1]).all()):  # e.g. simple past 1000 steps repeats levels
+        return None
+    return torch.cat([sigmas[:-2], sigmas[-1:]]) if discard_penultimate else sigmas
 
 
 def starting_at(tail: torch.Tensor, sigma_start: float) -> torch.Tensor:
