@@ -179,6 +179,8 @@ def test_model_calls_are_the_steps_with_cond_and_uncond_batched(model, conds, cl
     ("dpmpp_2m_sde", "exponential", 0.3, "all"),           # SDE: Brownian tree from the seed
     ("dpmpp_2m", "simple", 0.9, "proportional"),
     ("uni_pc", "normal", 0.6, "all"),
+    ("euler", "sgm_uniform", 0.3, "all"),                 # its grid moved down (floored_schedule)
+    ("dpm_2", "simple", 0.3, "all"),                      # the same, penultimate level discarded
 ])
 def test_chain_equals_the_hosts_sampler_custom_advanced_on_the_clean_latent(model, conds, clean_latent,
                                                                             sampler_name, scheduler, strength,
