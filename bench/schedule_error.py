@@ -38,8 +38,8 @@ def gaussian_model(model, kind: str):
     return model
 
 
-def relative_error(model, cond, schedule, scheduler, steps, strength, step_mode, seed=0):
-    """SDEdit of a seeded Gaussian sample with Euler over `schedule(...)`'s sigmas, against the exact answer."""
+def relative_error(model, cond, schedule, scheduler, steps, strength, step_mode, seed=0, sampler="euler"):
+    """SDEdit of a seeded Gaussian sample with `sampler` over `schedule(...)`'s sigmas, against the exact answer."""
     from sdedit_img2img.nodes import latent_info
     from sdedit_img2img.nodes.add_noise import SDEditAddNoise
     from sdedit_img2img.nodes.denoise import denoise
@@ -48,8 +48,9 @@ def relative_error(model, cond, schedule, scheduler, steps, strength, step_mode,
     y = MU + TAU * torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(1234))
     noisy = SDEditAddNoise.execute(model, {"samples": fmt.process_out(y)}, strength, seed)[0]
     sigma0 = latent_info.read(noisy).sigma
-    sigmas = schedule(ms, scheduler, steps, strength, sigma0, step_mode)
-    out = fmt.process_in(denoise(model, cond, cond, 1.0, "euler", sigmas, noisy["samples"], seed)[0])
+    sigmas = schedule(ms, scheduler, steps, strength, sigma0, step_mode,
+                      sampler in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS)
+    out = fmt.process_in(denoise(model, cond, cond, 1.0, sampler, sigmas, noisy["samples"], seed)[0])
     x = fmt.process_in(noisy["samples"])
     a0 = 1 - sigma0 if isinstance(ms, comfy.model_sampling.CONST) else 1.0
     exact = MU + TAU * (x - a0 * MU) / (a0 ** 2 * TAU ** 2 + sigma0 ** 2) ** 0.5
@@ -75,9 +76,10 @@ def error_table(model, clip, steps=20):
     return table
 
 
-def floor_sweep(model, clip, steps=range(4, 51), strengths=[i / 40 for i in range(1, 40)]):
-    """{kind: (cells changed, best, worst now / today)} of simple and sgm_uniform in "all" mode over many
-    step counts and strengths: where `floored_schedule` changes their sigmas, how the error changes."""
+def floor_sweep(model, clip, strengths=[i / 40 for i in range(1, 40)]):
+    """{(kind, sampler): (cells changed, best, worst now / today)} of simple and sgm_uniform in "all" mode
+    over many step counts and strengths: where `floored_schedule` changes their sigmas, how the error
+    changes. Euler over 4-50 steps; dpm_2 (two model calls a step, penultimate level dropped) every third."""
     from sdedit_img2img.nodes import sdedit_math as sm
 
     import nodes as host_nodes
@@ -86,18 +88,20 @@ def floor_sweep(model, clip, steps=range(4, 51), strengths=[i / 40 for i in rang
     for kind in MODELS:
         gm = gaussian_model(model, kind)
         ms = gm.get_model_object("model_sampling")
-        ratios = []
-        for scheduler in sm.FLOORED_IN_ALL:
-            for n in steps:
-                for s in strengths:
-                    sigma0 = sm.start_sigma(ms, s)
-                    if torch.equal(sm.sdedit_sigmas(ms, scheduler, n, s, sigma0, "all"),
-                                   sm.tail_schedule(ms, scheduler, n, s, sigma0, "all")):
-                        continue
-                    today, now = (relative_error(gm, cond, schedule, scheduler, n, s, "all")
-                                  for schedule in (sm.tail_schedule, sm.sdedit_sigmas))
-                    ratios.append(now / today)
-        sweep[kind] = (len(ratios), min(ratios, default=1.0), max(ratios, default=1.0))
+        for sampler, steps in (("euler", range(4, 51)), ("dpm_2", range(4, 51, 3))):
+            discard = sampler in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS
+            ratios = []
+            for scheduler in sm.FLOORED_IN_ALL:
+                for n in steps:
+                    for s in strengths:
+                        sigma0 = sm.start_sigma(ms, s)
+                        if torch.equal(sm.sdedit_sigmas(ms, scheduler, n, s, sigma0, "all", discard),
+                                       sm.tail_schedule(ms, scheduler, n, s, sigma0, "all", discard)):
+                            continue
+                        today, now = (relative_error(gm, cond, schedule, scheduler, n, s, "all", sampler=sampler)
+                                      for schedule in (sm.tail_schedule, sm.sdedit_sigmas))
+                        ratios.append(now / today)
+            sweep[kind, sampler] = (len(ratios), min(ratios, default=1.0), max(ratios, default=1.0))
     return sweep
 
 
@@ -154,9 +158,11 @@ def main():
             f"Date {datetime.date.today()}, checkpoint {ckpt.name} (its model sampling; the U-Net is replaced), "
             f"`python bench/schedule_error.py`. Targets: {'all hold' if not bad else 'MISSED: ' + '; '.join(bad)}\n\n")
     text = head + markdown(table, args.steps) + "\n### simple and sgm_uniform in `all` mode, 4-50 steps\n\n" + (
-        "Strengths 0.025-0.975 in steps of 0.025; over the cells where their grid is moved down to the model's "
-        "lowest level, error now / today:\n\n| model | cells changed | best | worst |\n|---|---|---|---|\n") + \
-        "".join(f"| {kind} | {n} | {lo:.3f}x | {hi:.3f}x |\n" for kind, (n, lo, hi) in sweep.items())
+        "Strengths 0.025-0.975 in steps of 0.025; euler at every step count 4-50, dpm_2 at every third; over "
+        "the cells where their grid is moved down to the model's lowest level, error now / today:\n\n"
+        "| model | sampler | cells changed | best | worst |\n|---|---|---|---|---|\n") + \
+        "".join(f"| {kind} | {sampler} | {n} | {lo:.3f}x | {hi:.3f}x |\n"
+                for (kind, sampler), (n, lo, hi) in sweep.items())
     print(text)
     host.RESULTS.mkdir(parents=True, exist_ok=True)
     (host.RESULTS / "schedule_error.md").write_text(text + "\n")

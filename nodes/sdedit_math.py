@@ -8,6 +8,7 @@ Units: every noise level here is a *sigma* in the host's k-diffusion convention
 import math
 import types
 
+import comfy.model_sampling
 import comfy.samplers
 import torch
 
@@ -140,8 +141,10 @@ def sdedit_sigmas(model_sampling, scheduler: str, steps: int, strength: float, s
                 return below
         return starting_at(tail, sigma_start)  # = tail_schedule, without building the schedule again
     tail = tail_schedule(model_sampling, scheduler, steps, strength, sigma_start, step_mode, discard_penultimate)
-    if scheduler in FLOORED_IN_ALL and step_mode == "all" and jumps_to_zero(tail) \
-            and not is_max_noise(model_sampling, sigma_start):  # strength 1 stays text-to-image
+    if scheduler in FLOORED_IN_ALL and step_mode == "all" and floor_measured_on(model_sampling) \
+            and not is_max_noise(model_sampling, sigma_start) and jumps_to_zero(  # 1 stays text-to-image
+                tail if not discard_penultimate else tail_schedule(model_sampling, scheduler, steps, strength,
+                                                                   sigma_start, step_mode)):  # the grid's own jump
         total = step_plan(strength, steps, step_mode)[1]
         floored = floored_schedule(model_sampling, scheduler, count, total, sigma_start, discard_penultimate)
         return tail if floored is None else floored
@@ -251,6 +254,20 @@ def table_below_schedule(model_sampling, scheduler: str, count: int, sigma_start
     return sigmas
 
 
+def floor_measured_on(model_sampling) -> bool:
+    """The model types `floored_schedule` is measured to help on (bench/schedule_error.py): the discrete
+    tables of SD1.5/SDXL (EPS or v-prediction, without zero terminal SNR) and of SD3-style flow models.
+    Elsewhere it keeps the host's tail: in a closed-form probe (1-D Euler, as the bench) log-spaced
+    continuous schedules (EDM, Playground 2.5, SVD), whose jump is tiny in sigma, came out up to 1.7x
+    worse; zero-terminal-SNR and Stable Cascade tables up to 1.05x worse; Flux's 0.84-1.04x.
+    """
+    ms = comfy.model_sampling
+    if isinstance(model_sampling, ms.ModelSamplingDiscreteFlow):
+        return True
+    return (isinstance(model_sampling, ms.ModelSamplingDiscrete) and not getattr(model_sampling, "zsnr", False)
+            and not isinstance(model_sampling, (ms.ModelSamplingDiscreteEDM, ms.StableCascadeSampling)))
+
+
 def jumps_to_zero(tail: torch.Tensor) -> bool:
     """A tail of four steps or more whose last step (to 0) is more than FLOOR_JUMP times the one before it."""
     return len(tail) > 4 and float(tail[-2]) > FLOOR_JUMP * float(tail[-3] - tail[-2])
@@ -260,11 +277,13 @@ def floored_schedule(model_sampling, scheduler: str, count: int, total: int, sig
                      discard_penultimate: bool = False) -> torch.Tensor | None:
     """`count` steps from `sigma_start`: the last levels of the scheduler's `total`-step grid, moved down the
     grid until the lowest is the model's own lowest level. Every gap between levels stays the grid's own
-    step; the first one (from `sigma_start`) spans one to two of them. None where the levels would not
-    go strictly down from `sigma_start`.
+    step; the first one (from `sigma_start`) spans one to two of them. With `discard_penultimate` the
+    lowest level is then dropped, as the host's KSampler drops it. None where the levels would not go
+    strictly down from `sigma_start`.
 
-    simple and sgm_uniform end their grid one step above that level, then jump to 0. On EPS and v models
-    sigma grows like the square root of the model's time there, so that jump is about twice the step
+    simple and sgm_uniform end their grid one step above that level, then jump to 0. On the discrete
+    tables of SD1.5-type models sigma grows like the square root of the model's time there (alphas_cumprod
+    falls linearly from 1), so that jump is about twice the step
     before it, and in the tail of a steps / strength-step schedule it is the largest error. Used where the
     jump is more than FLOOR_JUMP times the step before it, from four steps on (with three, the longer
     first step outweighs it: 5 % worse at strength 0.1 on SD1.5). On flow models sigma is about linear in
@@ -279,8 +298,8 @@ def floored_schedule(model_sampling, scheduler: str, count: int, total: int, sig
         times = torch.linspace(ms.timestep(ms.sigma_max), ms.timestep(ms.sigma_min), total + 1)[-(n - 1):]
         levels = torch.tensor([float(ms.sigma(t)) for t in times])
     else:  # simple: entries of the model's table at its stride, counted from entry 0
-        table = model_sampling.sigmas.float()  # rising with the model's time
-        grid = comfy.samplers.calculate_sigmas(model_sampling, scheduler, total)[-n:-1].float()
+        table = model_sampling.sigmas.float().cpu()  # rising with the model's time; on the GPU once loaded
+        grid = comfy.samplers.calculate_sigmas(model_sampling, scheduler, total)[-n:-1].float().cpu()
         index = torch.searchsorted(table, grid)
         levels = table[index - index[-1]]
     sigmas = torch.cat([torch.tensor([sigma_start]), levels, torch.zeros(1)])

@@ -67,6 +67,9 @@ def test_simple_and_sgm_uniform_move_their_grid_down_to_the_lowest_level_where_t
             today = sm.tail_schedule(ms, scheduler, steps, s, sigma0, "all")
             if steps < 4 or s == 1 or not sm.jumps_to_zero(today) or not bool((today[2:] < today[1:-1]).all()):
                 assert torch.equal(now, today), (steps, s)
+                if steps < 4 or s == 1 or not sm.jumps_to_zero(today):  # the same cells with dpm_2 / uni_pc
+                    assert torch.equal(sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, "all", True),
+                                       sm.tail_schedule(ms, scheduler, steps, s, sigma0, "all", True)), (steps, s)
                 continue
             if torch.equal(now, today):  # already at the lowest level, or moved down it would reach above sigma0
                 floored = sm.floored_schedule(ms, scheduler, count, total, sigma0)
@@ -82,7 +85,38 @@ def test_simple_and_sgm_uniform_move_their_grid_down_to_the_lowest_level_where_t
                 assert torch.equal(index[:-1] - index[1:], own[:-1] - own[1:])
             else:  # sgm_uniform's grid with the last point it drops: the host's normal grid of total + 1 levels
                 assert torch.equal(now[1:], sm.full_schedule(ms, "normal", total + 1)[-count:].float())
+            # dpm_2 / uni_pc: as the host's KSampler, one step more of a one-step-longer schedule, penultimate dropped
+            dp = sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, "all", discard_penultimate=True)
+            longer = sm.floored_schedule(ms, scheduler, count + 1, total + 1, sigma0)
+            assert torch.equal(dp, sm.tail_schedule(ms, scheduler, steps, s, sigma0, "all", True) if longer is None
+                               else torch.cat([longer[:-2], longer[-1:]])), (steps, s)
     assert changed >= (1 if isinstance(ms, comfy.model_sampling.CONST) else 40)  # flow: low strength, many steps
+
+
+def other_samplings():
+    """Model types the move-down was not measured to help on (see floor_measured_on)."""
+    ms = comfy.model_sampling
+    flux = type("FluxSampling", (ms.ModelSamplingFlux, ms.CONST), {})()
+    flux.set_parameters(shift=3.0)
+    return {"continuous EDM": type("EdmSampling", (ms.ModelSamplingContinuousEDM, ms.EDM), {})(),
+            "continuous V": type("VSampling", (ms.ModelSamplingContinuousV, ms.V_PREDICTION), {})(),
+            "zero terminal SNR": type("ZsnrSampling", (ms.ModelSamplingDiscrete, ms.V_PREDICTION), {})(zsnr=True),
+            "Stable Cascade": type("CascadeSampling", (ms.StableCascadeSampling, ms.EPS), {})(),
+            "Flux": flux}
+
+
+@pytest.mark.parametrize("name", list(other_samplings()))
+def test_other_model_types_keep_the_hosts_tail_for_simple_and_sgm_uniform(name):
+    ms = other_samplings()[name]
+    would_jump = 0
+    for scheduler in sm.FLOORED_IN_ALL:
+        for steps in (4, 7, 20, 50):
+            for s in [i / 20 for i in range(1, 20)]:
+                sigma0 = sm.start_sigma(ms, s)
+                today = sm.tail_schedule(ms, scheduler, steps, s, sigma0, "all")
+                assert torch.equal(sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, "all"), today), (steps, s)
+                would_jump += sm.jumps_to_zero(today)
+    assert not sm.floor_measured_on(ms) and would_jump > 0  # the model type is what keeps them
 
 
 @pytest.mark.parametrize("ms", [eps_sampling(), flow_sampling()], ids=["eps", "flow"])
