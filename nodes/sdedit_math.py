@@ -126,14 +126,13 @@ def sdedit_sigmas(model_sampling, scheduler: str, steps: int, strength: float, s
         raise ValueError(f"step_mode must be one of {STEP_MODES}, got {step_mode!r}")
     if sigma_start <= 0.0:
         return torch.zeros(0)
-    count = step_plan(strength, steps, step_mode)[0]
+    count, total = step_plan(strength, steps, step_mode)
     if not comfy.samplers.SCHEDULER_HANDLERS[scheduler].use_ms:
         bottom = None
         if step_mode == "proportional" and scheduler in EVEN_IN:
             bottom = even_step_bottom(model_sampling, scheduler, steps, count, sigma_start, discard_penultimate)
         return sub_range_schedule(model_sampling, scheduler, count, sigma_start, discard_penultimate, bottom)
     if scheduler == "linear_quadratic":
-        total = step_plan(strength, steps, step_mode)[1]
         tail = full_schedule(model_sampling, scheduler, total, discard_penultimate)[-(count + 1):].float()
         if len(tail) > 1 and tail[1] >= sigma_start:  # crowded above the start level
             below = levels_below_schedule(model_sampling, scheduler, count, total, sigma_start, discard_penultimate)
@@ -142,11 +141,12 @@ def sdedit_sigmas(model_sampling, scheduler: str, steps: int, strength: float, s
         return starting_at(tail, sigma_start)  # = tail_schedule, without building the schedule again
     tail = tail_schedule(model_sampling, scheduler, steps, strength, sigma_start, step_mode, discard_penultimate)
     if scheduler in FLOORED_IN_ALL and step_mode == "all" and floor_measured_on(model_sampling) \
-            and not is_max_noise(model_sampling, sigma_start) and jumps_to_zero(  # 1 stays text-to-image
-                # judged on the plain tail, so that dpm_2 / uni_pc change in the same cells as the others
-                tail if not discard_penultimate else tail_schedule(model_sampling, scheduler, steps, strength,
-                                                                   sigma_start, step_mode)):
-        total = step_plan(strength, steps, step_mode)[1]
+            and not is_max_noise(model_sampling, sigma_start):  # strength 1 stays text-to-image
+        # Judged on the plain tail, so that dpm_2 / uni_pc change in the same cells as the other samplers.
+        plain = tail_schedule(model_sampling, scheduler, steps, strength, sigma_start, step_mode) \
+            if discard_penultimate else tail
+        if not jumps_to_zero(plain):
+            return tail
         floored = floored_schedule(model_sampling, scheduler, count, total, sigma_start, discard_penultimate)
         return tail if floored is None else floored
     if scheduler == "beta" and step_mode == "all" and len(tail) > 2 and \
