@@ -12,7 +12,7 @@ from . import routes
 from .add_noise import SDEditAddNoise
 from .common import ComfyExtension, io
 from .decode import SDEditDecode
-from .denoise import SDEditSampler
+from .denoise import SDEditSampler, SDEditSamplerCustom
 from .encode import SDEditEncode
 from .sweep import SDEditStrengthSweep
 
@@ -20,7 +20,7 @@ from .sweep import SDEditStrengthSweep
 class SDEditExtension(ComfyExtension):
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [SDEditEncode, SDEditAddNoise, SDEditSampler, SDEditDecode, SDEditStrengthSweep]
+        return [SDEditEncode, SDEditAddNoise, SDEditSampler, SDEditSamplerCustom, SDEditDecode, SDEditStrengthSweep]
 
 
 async def comfy_entrypoint() -> SDEditExtension:

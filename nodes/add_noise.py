@@ -1,7 +1,7 @@
 """Step 2: noise is added to the latent; the strength sets how much."""
 import comfy.sample
 
-from . import checks, guide, latent_info
+from . import checks, pictures
 from .common import CATEGORY, check_latent_channels, io
 from .sdedit_math import add_noise, start_sigma
 
@@ -34,6 +34,7 @@ class SDEditAddNoise(io.ComfyNode):
                                  tooltip="The noised latent and its noise level: connect it to "
                                          "SDEdit 3 · Denoise."),
             ],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
 
     @classmethod
@@ -48,15 +49,29 @@ class SDEditAddNoise(io.ComfyNode):
         checks.refuse(checks.latent(NODE, "latent", latent))
         model_sampling = model.get_model_object("model_sampling")
         sigma = start_sigma(model_sampling, strength)
-        info = latent_info.NoiseInfo(sigma=sigma, strength=float(strength), seed=int(seed),
-                                     noise_kind=checks.noise_kind(model_sampling))
-        out = info.attach(latent)
-        if guide.clean_latent(latent) is None:  # not from SDEdit 1 · Encode: this latent is the guide
-            out = guide.attach(out, latent=samples, pixels=None, mask=None, geometry=None, working_mask=None)
+        records = own_records(latent, cls.hidden)
+        noise = None
         if sigma > 0.0:
             latent_format = model.get_model_object("latent_format")
             # The host's own noise: CPU generator, one draw per batch_index, as KSampler makes it.
             noise = comfy.sample.prepare_noise(samples, seed, latent.get("batch_index"))
-            noisy = add_noise(model_sampling, latent_format.process_in(samples), noise, sigma)
-            out["samples"] = latent_format.process_out(noisy)
-        return io.NodeOutput(out)
+            samples = latent_format.process_out(add_noise(model_sampling, latent_format.process_in(samples), noise, sigma))
+        kind = checks.noise_kind(model_sampling)
+        records = [pictures.noisy(r, sigma, float(strength), int(seed), kind, None if noise is None else noise[i])
+                   for i, r in enumerate(records)]
+        return io.NodeOutput(pictures.attach(latent, samples, records))
+
+
+def own_records(latent: dict, hidden) -> list:
+    """Each row's record; a row that is no SDEdit node's latent (a host latent, or one scaled since) is its own
+    clean latent. Refused where it cannot be told whose keep region a row has."""
+    samples = latent["samples"]
+    records = pictures.attribute(latent)
+    masked = [r for r in pictures.carried(latent) if r.mask is not None and r.clean.shape == samples.shape[1:]]
+    if masked:
+        checks.refuse(pictures.unattributed(
+            NODE, "latent", records, hidden,
+            "it cannot be told which picture's keep region it has",
+            "connect SDEdit 1 · Encode (or SDEdit 3 · Denoise) to this node through batch nodes only "
+            "(Repeat Latent Batch, Latent From Batch, Latent Batch, Rebatch Latents), or remove the mask."))
+    return [r if r is not None else pictures.Picture(row="", clean=samples[i]) for i, r in enumerate(records)]

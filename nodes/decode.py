@@ -1,20 +1,41 @@
 """Step 5: the VAE decodes the final latent to an image."""
+import comfy.utils
+import torch
 
-from . import checks, guide
+from . import checks, pictures
 from .common import CATEGORY, io
-from .vae_passes import decode_latent
 from .image_size import from_working, mask_in_output_frame, to_output_frame
 from .masking import composite
+from .vae_passes import decode_latent
+
+NODE = "SDEdit 4 · Decode"
 
 
-def edit_mask(latent: dict, g, carried: dict):
-    """The mask over Decode's output: Encode's feathered mask, or a host noise_mask set since."""
-    noise_mask = latent.get("noise_mask")
-    if noise_mask is None:
-        return None
-    if carried.get("mask") is not None and noise_mask is carried.get("working_mask"):
-        return to_output_frame(carried["mask"], g)
-    return mask_in_output_frame(noise_mask, g, working=False)
+def edit_mask(record, host_mask, row: int):
+    """The edit mask over the picture Decode returns: a host noise_mask set since Encode, else Encode's own."""
+    g = record.geometry
+    if host_mask is not None:
+        frames = record.pixels.shape[0]
+        rows = host_mask.reshape(-1, 1, *host_mask.shape[-2:])
+        if rows.shape[0] > 1:
+            rows = comfy.utils.repeat_to_batch_size(rows, (row + 1) * frames)[row * frames:(row + 1) * frames]
+        return mask_in_output_frame(rows, g, working=False)
+    return None if record.mask is None else to_output_frame(record.mask, g)
+
+
+def picture_out(frames: torch.Tensor, record, host_mask, row: int) -> torch.Tensor:
+    """One latent row's decoded frames at the input's size, the keep region put back from its own pixels."""
+    g = record.geometry
+    frames = from_working(frames, g)
+    mask = edit_mask(record, host_mask, row) if record.pixels is not None else None
+    if mask is None:
+        return frames
+    if frames.shape[0] != record.pixels.shape[0]:
+        raise ValueError(f"{NODE}: input 'latent' decodes to {frames.shape[0]} frames but its input had "
+                         f"{record.pixels.shape[0]} (the VAE keeps only some frame counts, e.g. 1 + 4k for Wan), so "
+                         "the kept region cannot be put back in every frame. Fix: give SDEdit 1 · Encode a frame "
+                         "count the VAE keeps (e.g. 5 or 9 for Wan), or remove the mask.")
+    return composite(to_output_frame(record.pixels, g), frames, mask.to(frames.device))
 
 
 class SDEditDecode(io.ComfyNode):
@@ -22,7 +43,7 @@ class SDEditDecode(io.ComfyNode):
     def define_schema(cls):
         return io.Schema(
             node_id="SDEditDecode",
-            display_name="SDEdit 4 · Decode",
+            display_name=NODE,
             category=CATEGORY,
             description="Step 5 of image-to-image: decodes the denoised latent back into an image "
                         "with the checkpoint's VAE, at the input's size (see Encode's size_mode). Where the "
@@ -35,20 +56,36 @@ class SDEditDecode(io.ComfyNode):
                 io.Image.Output("image", display_name="image",
                                 tooltip="The edited picture; with a mask, the unmasked part is the input's pixels."),
             ],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
 
     @classmethod
     def execute(cls, latent, vae) -> io.NodeOutput:
-        checks.refuse(checks.vae_fits_latent("SDEdit 4 · Decode", "latent", latent["samples"], vae))
-        images = decode_latent(vae, latent["samples"])
+        checks.refuse(checks.vae_fits_latent(NODE, "latent", latent["samples"], vae))
+        samples = latent["samples"]
+        images = decode_latent(vae, samples)
         if images.ndim == 5:  # video VAEs give (batch, frames, h, w, c): one image per frame
             images = images.reshape(-1, *images.shape[-3:])
-        carried = guide.read(latent) or {}
-        g = guide.geometry(carried)
-        if g is None or tuple(images.shape[1:3]) != (g.work_height, g.work_width):
+        records = pictures.attribute(latent)
+        from_pixels = [r for r in pictures.carried(latent) if r.pixels is not None and r.clean.shape == samples.shape[1:]]
+        if from_pixels:
+            checks.refuse(pictures.unattributed(
+                NODE, "latent", records, cls.hidden, "its kept region cannot be put back from its own input",
+                "between SDEdit 3 · Denoise and Decode use batch nodes only (Repeat Latent Batch, Latent From "
+                "Batch, Latent Batch, Rebatch Latents), or decode with the host's VAE Decode."))
+        size = (images.shape[1], images.shape[2])
+        fits = [r is not None and r.geometry is not None and size == (r.geometry.work_height, r.geometry.work_width)
+                for r in records]
+        if not any(fits):
             return io.NodeOutput(images)  # not from Encode, or resized since: nothing to undo
-        images = from_working(images, g)
-        mask, pixels = edit_mask(latent, g, carried), carried.get("pixels")
-        if mask is not None and pixels is not None and pixels.shape[0] == images.shape[0]:
-            images = composite(to_output_frame(pixels, g), images, mask.to(images.device))
-        return io.NodeOutput(images)
+        host_mask = pictures.host_mask(latent, records)
+        per_row = images.shape[0] // len(records)
+        out = []
+        for i, record in enumerate(records):
+            frames = images[i * per_row:(i + 1) * per_row]
+            out.append(picture_out(frames, record, host_mask, i) if fits[i] else frames)
+        if len({tuple(o.shape[1:]) for o in out}) > 1:
+            raise ValueError(f"{NODE}: input 'latent' holds pictures of different sizes "
+                             f"({', '.join(sorted({f'{o.shape[2]}x{o.shape[1]}' for o in out}))}), which cannot "
+                             "be one IMAGE batch. Fix: decode them with separate Decode nodes (Latent From Batch).")
+        return io.NodeOutput(torch.cat(out))

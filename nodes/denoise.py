@@ -7,7 +7,7 @@ import comfy.utils
 import latent_preview
 import torch
 
-from . import checks, guide, latent_info
+from . import checks, pictures
 from .common import CATEGORY, check_latent_channels, io
 from .image_size import mask_in_working_frame
 from .sdedit_math import STEP_MODES, sdedit_sigmas
@@ -30,11 +30,13 @@ class ContinueFromNoisyLatent(comfy.samplers.KSAMPLER):
         self.start = start  # the noisy latent, VAE space
 
     @classmethod
-    def of(cls, sampler_name: str, start: torch.Tensor) -> "ContinueFromNoisyLatent":
-        host = comfy.samplers.sampler_object(sampler_name)
+    def of(cls, sampler, start: torch.Tensor, node: str = NODE, input_name: str = "sampler_name") -> "ContinueFromNoisyLatent":
+        """`sampler`: a host SAMPLER (KSAMPLER), or the name of one of the host's samplers."""
+        host = comfy.samplers.sampler_object(sampler) if isinstance(sampler, str) else sampler
         if not isinstance(host, comfy.samplers.KSAMPLER):
-            raise ValueError(f"{NODE}: sampler_name '{sampler_name}' is not a k-diffusion sampler; "
-                             "pick one of the host's built-in samplers.")
+            raise ValueError(f"{node}: input '{input_name}' is not a k-diffusion sampler ({type(host).__name__}), "
+                             "so it cannot continue from a noisy latent. Fix: use the host's KSamplerSelect or "
+                             "one of its Sampler... nodes (SamplerEulerAncestral, SamplerDPMPP_2M_SDE, ...).")
         return cls(host.sampler_function, host.extra_options, host.inpaint_options, start)
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None,
@@ -69,26 +71,33 @@ def progress_callback(model, steps: int, trajectory: list):
     return callback
 
 
-def denoise(model, positive, negative, cfg: float, sampler_name: str, sigmas: torch.Tensor,
-            noisy_latent: torch.Tensor, seed: int, clean_latent: torch.Tensor | None = None,
-            noise: torch.Tensor | None = None,
+def discards_penultimate(sampler) -> bool:
+    """Whether the host's KSampler drops the penultimate sigma for this sampler (dpm_2, uni_pc, ...)."""
+    if isinstance(sampler, str):
+        return sampler in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS
+    function = getattr(sampler, "sampler_function", None)
+    return any(comfy.samplers.sampler_object(name).sampler_function is function
+               for name in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS)
+
+
+def denoise(guider, sampler, sigmas: torch.Tensor, noisy_latent: torch.Tensor, seed: int,
+            clean_latent: torch.Tensor | None = None, noise: torch.Tensor | None = None,
             denoise_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Runs the host's CFG guider and sampler over `sigmas`, from `noisy_latent` (VAE space) on.
+    """Runs the host's `guider` with `sampler` (a SAMPLER or a sampler's name) over `sigmas`, from
+    `noisy_latent` (VAE space) on.
 
     `clean_latent` and `noise` (what Add Noise drew) are what the host's sampler would be given; where
     `denoise_mask` is 0 they make the keep region, re-noised to each step's level.
     Returns the denoised latent and the trajectory: the model's clean-latent prediction at every step,
     in VAE space like the result, step-major (entry s * batch + b is step s of image b).
     """
-    guider = comfy.samplers.CFGGuider(model)
-    guider.set_conds(positive, negative)
-    guider.set_cfg(cfg)
+    model = guider.model_patcher
     if clean_latent is None:
         clean_latent = noisy_latent
     if noise is None:
         noise = torch.zeros_like(noisy_latent)
     predictions = []
-    samples = guider.sample(noise, clean_latent, ContinueFromNoisyLatent.of(sampler_name, noisy_latent), sigmas,
+    samples = guider.sample(noise, clean_latent, ContinueFromNoisyLatent.of(sampler, noisy_latent), sigmas,
                             denoise_mask=denoise_mask,
                             callback=progress_callback(model, len(sigmas) - 1, predictions),
                             disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
@@ -98,6 +107,109 @@ def denoise(model, positive, negative, cfg: float, sampler_name: str, sigmas: to
     # The callback sees model space; the guider's own process_latent_out brings the result back.
     trajectory = model.get_model_object("latent_format").process_out(torch.cat(predictions))
     return samples, trajectory
+
+
+def noisy_records(node: str, latent: dict, hidden, input_name: str = "noisy_latent") -> list:
+    """Each row's record with its noise level; refused, by name, where a row's level or keep region
+    cannot be told."""
+    samples = latent["samples"]
+    records, carried = pictures.attribute(latent), pictures.carried(latent)
+    if not carried and all(r is None for r in records):
+        raise ValueError(f"{node}: input '{input_name}' carries no SDEdit noise level. Connect it from "
+                         "an 'SDEdit 2 · Add Noise' node (Encode → Add Noise → Denoise).")
+    if any(r is None for r in records):
+        levels = {r.level for r in carried if r.sigma is not None}
+        masked = latent.get("noise_mask") is not None or any(r.mask is not None for r in carried)
+        if masked or len(levels) != 1:
+            checks.refuse(pictures.unattributed(
+                node, input_name, records, hidden,
+                "its keep region cannot be restored" if masked else
+                "its noise level cannot be told (the batch holds several)",
+                "put latent nodes that change values before SDEdit 2 · Add Noise; between Add Noise and "
+                "Denoise use batch nodes only (Repeat Latent Batch, Latent From Batch, Latent Batch, "
+                "Rebatch Latents)."))
+        sigma, strength, seed, kind = levels.pop()
+        records = [r or pictures.Picture(row="", clean=samples[i], sigma=sigma, strength=strength, seed=seed,
+                                         noise_kind=kind) for i, r in enumerate(records)]
+    unnoised = [i + 1 for i, r in enumerate(records) if r.sigma is None]
+    if unnoised:
+        raise ValueError(f"{node}: picture(s) {', '.join(map(str, unnoised[:8]))} of input '{input_name}' "
+                         "carry no SDEdit noise level (a clean or already denoised latent). Connect it from "
+                         "an 'SDEdit 2 · Add Noise' node (Encode → Add Noise → Denoise).")
+    return records
+
+
+def by_level(records) -> dict:
+    """Rows grouped by noise level, seed and noise kind, in the order they first appear: one sampler run each."""
+    groups = {}
+    for i, record in enumerate(records):
+        groups.setdefault(record.level, []).append(i)
+    return groups
+
+
+def keep_masks(latent: dict, records, rows: list) -> torch.Tensor | None:
+    """The denoise mask for `rows`: a host noise_mask set since Encode (in the frame the VAE saw), else each
+    picture's own Encode mask (none: edit everywhere); None where no row has a mask."""
+    host = pictures.host_mask(latent, records)
+    if host is not None:
+        geometry = next((r.geometry for r in records if r.geometry is not None), None)
+        host = mask_in_working_frame(host, geometry)
+        if host.shape[0] == 1 or len(rows) == len(records) and host.shape[0] == len(records):
+            return host
+        return comfy.utils.repeat_to_batch_size(host, len(records))[rows]
+    own = [records[i].working_mask for i in rows]
+    if all(m is None for m in own):
+        return None
+    shape = next(m for m in own if m is not None).shape
+    return torch.cat([torch.ones(shape) if m is None else m.float() for m in own])
+
+
+def run(node: str, guider, sampler, latent: dict, steps: int, scheduler: str, step_mode: str,
+        hidden) -> tuple[dict, dict, torch.Tensor]:
+    """Steps 3 and 4 for every picture of the batch, each from its own noise level (one sampler run per
+    level): the denoised LATENT, the trajectory LATENT and the sigmas of the first run."""
+    samples = latent["samples"]
+    records = noisy_records(node, latent, hidden)
+    model_sampling = guider.model_patcher.get_model_object("model_sampling")
+    discard = discards_penultimate(sampler)
+    results, trajectories, first_sigmas = [None] * len(records), [], None
+    for (sigma, strength, seed, kind), rows in by_level(records).items():
+        part = samples[rows]
+        if sigma <= 0.0:  # strength 0: nothing to remove
+            out, trajectory, sigmas = part, part, torch.zeros(0)
+        else:
+            checks.refuse(checks.same_noise_kind(node, "noisy_latent", kind, model_sampling))
+            if sigma > float(model_sampling.sigma_max) * 1.001:
+                raise ValueError(f"{node}: input 'noisy_latent' was noised to sigma {sigma:.4g}, above this "
+                                 f"model's maximum {float(model_sampling.sigma_max):.4g}. Connect the same MODEL "
+                                 "to Add Noise and Denoise.")
+            sigmas = sdedit_sigmas(model_sampling, scheduler, steps, strength, sigma, step_mode, discard)
+            picked = [records[i] for i in rows]
+            clean = torch.stack([r.clean for r in picked]).to(part.dtype)
+            noise = torch.stack([torch.zeros_like(r.clean) if r.noise is None else r.noise for r in picked])
+            out, trajectory = denoise(guider, sampler, sigmas, part, seed, clean, noise.to(part.dtype),
+                                      keep_masks(latent, records, rows))
+        first_sigmas = sigmas if first_sigmas is None else first_sigmas
+        for j, i in enumerate(rows):
+            results[i] = out[j]
+        trajectories.append((rows, trajectory))
+    done = pictures.attach(latent, torch.stack(results), [pictures.denoised(r) for r in records])
+    return done, {"samples": step_major(trajectories, len(records))}, first_sigmas
+
+
+def step_major(trajectories, batch: int) -> torch.Tensor:
+    """One trajectory from the runs' own (each step-major over its rows): entry s * batch + b is step s of
+    picture b; a picture whose run had fewer steps repeats its last prediction."""
+    if len(trajectories) == 1:
+        return trajectories[0][1]
+    steps = max(t.shape[0] // len(rows) for rows, t in trajectories)
+    entries = [None] * (steps * batch)
+    for rows, t in trajectories:
+        own = t.shape[0] // len(rows)
+        for s in range(steps):
+            for j, b in enumerate(rows):
+                entries[s * batch + b] = t[min(s, own - 1) * len(rows) + j]
+    return torch.stack(entries)
 
 
 def sampling_inputs() -> list:
@@ -152,6 +264,7 @@ class SDEditSampler(io.ComfyNode):
                                          "step's prediction is the result (uni_pc blends its last steps). "
                                          "At strength 0: the input latent, once."),
             ],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )
 
     @classmethod
@@ -165,27 +278,60 @@ class SDEditSampler(io.ComfyNode):
         # first: it refuses nested latents and non-tensors, which the value checks cannot read
         check_latent_channels(NODE, "noisy_latent", noisy_latent["samples"], model)
         checks.refuse(checks.latent(NODE, "noisy_latent", noisy_latent))
-        info = latent_info.read(noisy_latent)
-        if info is None:
-            raise ValueError(f"{NODE}: input 'noisy_latent' carries no SDEdit noise level. Connect it from "
-                             "an 'SDEdit 2 · Add Noise' node (Encode → Add Noise → Denoise).")
-        samples = noisy_latent["samples"]
-        out = latent_info.strip(noisy_latent)
-        if info.sigma <= 0.0:  # strength 0: nothing to remove, and no reason to load the model
-            return io.NodeOutput(out, {"samples": samples})
-        model_sampling = model.get_model_object("model_sampling")
-        checks.refuse(checks.same_noise_kind(NODE, "noisy_latent", info.noise_kind, model_sampling))
-        if info.sigma > float(model_sampling.sigma_max) * 1.001:
-            raise ValueError(f"{NODE}: input 'noisy_latent' was noised to sigma {info.sigma:.4g}, above this "
-                             f"model's maximum {float(model_sampling.sigma_max):.4g}. Connect the same MODEL "
-                             "to Add Noise and Denoise.")
-        sigmas = sdedit_sigmas(model_sampling, scheduler, steps, info.strength, info.sigma, step_mode,
-                               sampler_name in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS)
-        clean = guide.clean_latent(noisy_latent)
-        noise = None if clean is None else comfy.sample.prepare_noise(clean, info.seed, noisy_latent.get("batch_index"))
-        mask = noisy_latent.get("noise_mask")
-        if mask is not None:
-            mask = mask_in_working_frame(mask, guide.geometry(guide.read(noisy_latent)))
-        out["samples"], trajectory = denoise(model, positive, negative, cfg, sampler_name, sigmas, samples,
-                                             info.seed, clean, noise, mask)
-        return io.NodeOutput(out, {"samples": trajectory})
+        guider = comfy.samplers.CFGGuider(model)
+        guider.set_conds(positive, negative)
+        guider.set_cfg(cfg)
+        out, trajectory, _ = run(NODE, guider, sampler_name, noisy_latent, steps, scheduler, step_mode, cls.hidden)
+        return io.NodeOutput(out, trajectory)
+
+
+CUSTOM = "SDEdit 3 · Denoise (Custom)"
+
+
+class SDEditSamplerCustom(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="SDEditSamplerCustom",
+            display_name=CUSTOM,
+            category=CATEGORY,
+            description="Steps 3 and 4 with the host's custom sampling: denoises the noisy latent from its noise "
+                        "level with any GUIDER (CFGGuider, DualCFGGuider, PerpNegGuider, BasicGuider, ...) and "
+                        "SAMPLER (KSamplerSelect, SamplerEulerAncestral, SamplerDPMPP_2M_SDE, ...), over the same "
+                        "schedule, keep region and seed as SDEdit 3 · Denoise.",
+            inputs=[
+                io.Guider.Input("guider", tooltip="The host's guider: the model and the conditioning (and its cfg)."),
+                io.Sampler.Input("sampler", tooltip="The host's sampler (KSamplerSelect or a Sampler... node)."),
+                io.Latent.Input("noisy_latent", tooltip="The output of SDEdit 2 · Add Noise."),
+                *sampling_inputs()[:1], *sampling_inputs()[3:],  # steps, scheduler, step_mode
+            ],
+            outputs=[
+                io.Latent.Output("latent", display_name="latent",
+                                 tooltip="The denoised latent: connect it to SDEdit 4 · Decode."),
+                io.Latent.Output("trajectory", display_name="trajectory",
+                                 tooltip="The model's prediction of the clean latent after every step, as "
+                                         "SDEdit 3 · Denoise gives it."),
+                io.Sigmas.Output("sigmas", display_name="sigmas",
+                                 tooltip="The noise levels that ran (from the strength's level down to 0; with "
+                                         "several levels in the batch, the first picture's)."),
+            ],
+            hidden=[io.Hidden.prompt, io.Hidden.unique_id],
+        )
+
+    @classmethod
+    def validate_inputs(cls, scheduler, step_mode) -> bool | str:
+        return checks.first_problem(*check_custom_widgets(scheduler, step_mode))
+
+    @classmethod
+    def execute(cls, guider, sampler, noisy_latent, steps, scheduler, step_mode) -> io.NodeOutput:
+        checks.refuse(*check_custom_widgets(scheduler, step_mode))
+        check_latent_channels(CUSTOM, "noisy_latent", noisy_latent["samples"], guider.model_patcher)
+        checks.refuse(checks.latent(CUSTOM, "noisy_latent", noisy_latent))
+        ContinueFromNoisyLatent.of(sampler, noisy_latent["samples"], CUSTOM, "sampler")  # refuses before running
+        out, trajectory, sigmas = run(CUSTOM, guider, sampler, noisy_latent, steps, scheduler, step_mode, cls.hidden)
+        return io.NodeOutput(out, trajectory, sigmas)
+
+
+def check_custom_widgets(scheduler, step_mode) -> list:
+    return [checks.choice(CUSTOM, "scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS, "the host's schedulers"),
+            checks.choice(CUSTOM, "step_mode", step_mode, STEP_MODES, "the step modes")]

@@ -1,6 +1,6 @@
 """Step 1: the VAE encodes the image to a latent."""
 
-from . import checks, guide
+from . import checks, pictures
 from .common import CATEGORY, io
 from .vae_passes import encode_pixels
 from .image_size import SIZE_MODES, mask_to_working, plan, to_working
@@ -54,11 +54,12 @@ class SDEditEncode(io.ComfyNode):
         checks.refuse(checks.image(NODE, "image", image))
         pixels = image[:, :, :, :3]
         g = plan(pixels.shape[1], pixels.shape[2], vae_factor(vae), size_mode)
-        out = {"samples": encode_pixels(vae, to_working(pixels, g))}
+        samples = encode_pixels(vae, to_working(pixels, g))
+        out = {}
         edit_mask = working_mask = None
         if mask is not None:
             edit_mask = feather(fit_mask(mask, pixels.shape[0], g.height, g.width, NODE, "mask"), mask_feather)
             working_mask = mask_to_working(edit_mask, g).unsqueeze(1)
-            out["noise_mask"] = working_mask  # the host's own key: its sampler masks by it
-        return io.NodeOutput(guide.attach(out, latent=out["samples"], pixels=pixels, mask=edit_mask,
-                                          geometry=g.as_dict(), working_mask=working_mask))
+            out["noise_mask"] = working_mask  # the host's own key: its samplers mask by it
+        records = pictures.from_encode(samples, pixels, edit_mask, working_mask, g)
+        return io.NodeOutput(pictures.attach(out, samples, records))

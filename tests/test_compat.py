@@ -18,7 +18,7 @@ from comfy_extras.nodes_custom_sampler import CFGGuider, RandomNoise, SamplerCus
 from comfy_extras.nodes_model_advanced import (ModelSamplingContinuousEDM, ModelSamplingDiscrete,
                                                ModelSamplingFlux, ModelSamplingSD3)
 from conftest import REPO
-from sdedit_img2img.nodes import common, latent_info
+from sdedit_img2img.nodes import common, pictures
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.denoise import SDEditSampler
 
@@ -72,7 +72,7 @@ def run_node(node, model, conds, samples):
     latent = {"samples": samples}
     if node == "add_noise":
         return SDEditAddNoise.execute(model, latent, 0.5, 0)
-    noisy = latent_info.NoiseInfo(sigma=1.0, strength=0.5, seed=0).attach(latent)
+    noisy = {**latent, pictures.KEY: (pictures.Picture(row="", clean=latent["samples"], sigma=1.0, strength=0.5, seed=0),)}
     return SDEditSampler.execute(model, *conds, noisy, 4, 7.0, "euler", "normal", "proportional")
 
 
@@ -152,7 +152,7 @@ def test_add_noise_equals_the_hosts_own_noising(model, conds, kind, strength):
     m = patched(model, kind)
     latent, seed = clean_latent(), 11
     noisy = SDEditAddNoise.execute(m, latent, strength, seed)[0]
-    sigma = latent_info.read(noisy).sigma
+    sigma = pictures.carried(noisy)[0].sigma
     ours = m.get_model_object("latent_format").process_in(noisy["samples"])
     torch.testing.assert_close(ours, host_start(m, conds, latent, sigma, seed), rtol=1e-5, atol=1e-5)
 
@@ -163,7 +163,7 @@ def test_full_strength_equals_the_hosts_text_to_image_start(model, conds, kind):
     m = patched(model, kind)
     latent, seed = clean_latent(), 5
     noisy = SDEditAddNoise.execute(m, latent, 1.0, seed)[0]
-    sigma = latent_info.read(noisy).sigma
+    sigma = pictures.carried(noisy)[0].sigma
     assert sigma == pytest.approx(float(m.get_model_object("model_sampling").sigma_max))
     ours = m.get_model_object("latent_format").process_in(noisy["samples"])
     empty = {"samples": torch.zeros_like(latent["samples"])}

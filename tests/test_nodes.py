@@ -11,7 +11,7 @@ import pytest
 import torch
 from comfy_extras.nodes_custom_sampler import CFGGuider, KSamplerSelect, RandomNoise, SamplerCustomAdvanced
 from comfy_extras.nodes_model_advanced import ModelSamplingDiscrete, ModelSamplingSD3
-from sdedit_img2img.nodes import latent_info
+from sdedit_img2img.nodes import pictures
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
@@ -100,7 +100,7 @@ def test_encode_and_decode_round_trip_shapes(sd15):
 def test_add_noise_uses_the_hosts_seeded_noise_and_the_models_noise_level(model, clean_latent):
     strength, seed = 0.45, 1234
     noisy = SDEditAddNoise.execute(model, clean_latent, strength, seed)[0]
-    info = latent_info.read(noisy)
+    info = pictures.carried(noisy)[0]
     ms = model.get_model_object("model_sampling")
     assert info.sigma == pytest.approx(ms.percent_to_sigma(1 - strength))
     assert (info.strength, info.seed) == (strength, seed)
@@ -126,7 +126,7 @@ def test_add_noise_keeps_what_else_the_latent_carries(model, clean_latent):
     latent = dict(clean_latent, custom_extra="kept")
     noisy = SDEditAddNoise.execute(model, latent, 0.5, 0)[0]
     assert noisy["custom_extra"] == "kept"
-    assert latent_info.KEY not in latent, "the input dict is not modified"
+    assert [r.sigma for r in pictures.carried(latent)] == [None], "the input dict is not modified"
 
 
 # --- strength 0 and 1 ---------------------------------------------------------------------------
@@ -136,7 +136,7 @@ def test_strength_zero_returns_the_latent_unchanged_without_calling_the_model(mo
     out = sdedit(counted, conds, clean_latent, 0.0)
     assert torch.equal(out["samples"], clean_latent["samples"])
     assert calls == []
-    assert latent_info.KEY not in out
+    assert all(r.sigma is None for r in pictures.carried(out)), "the output is no longer noisy"
 
 
 def test_strength_one_ignores_the_input_image_unlike_the_hosts_ksampler(model, conds, sd15):
@@ -220,7 +220,7 @@ def test_flow_matching_model_noises_by_interpolation_and_matches_the_host(model,
     fmt = flow.get_model_object("latent_format")
     strength, seed = 0.6, 11
     noisy = SDEditAddNoise.execute(flow, clean_latent, strength, seed)[0]
-    sigma = latent_info.read(noisy).sigma
+    sigma = pictures.carried(noisy)[0].sigma
     assert sigma == pytest.approx(ms.percent_to_sigma(1 - strength)) and 0 < sigma < 1
     noise = comfy.sample.prepare_noise(clean_latent["samples"], seed)
     expected = sigma * noise + (1 - sigma) * fmt.process_in(clean_latent["samples"])
@@ -282,7 +282,7 @@ def test_a_latent_of_another_model_family_is_refused_with_the_fix(model, conds, 
         if node == "add_noise":
             SDEditAddNoise.execute(model, latent, 0.5, 0)
         else:
-            noisy = latent_info.NoiseInfo(sigma=1.0, strength=0.5, seed=0).attach(latent)
+            noisy = {**latent, pictures.KEY: (pictures.Picture(row="", clean=latent["samples"], sigma=1.0, strength=0.5, seed=0),)}
             SDEditSampler.execute(model, *conds, noisy, 10, 7.0, "euler", "normal", "proportional")
     message = str(error.value)
     assert "16 latent channels" in message and "expects 4" in message and "VAE" in message

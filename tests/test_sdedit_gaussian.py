@@ -10,7 +10,7 @@ import comfy.sample
 import nodes as host_nodes
 import pytest
 import torch
-from sdedit_img2img.nodes import latent_info
+from sdedit_img2img.nodes import pictures
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.denoise import SDEditSampler
 
@@ -45,7 +45,7 @@ def test_sdedit_lands_where_the_probability_flow_ode_says(gaussian_model, conds,
     latent = {"samples": fmt.process_out(y)}
     seed = 3
     noisy = SDEditAddNoise.execute(gaussian_model, latent, strength, seed)[0]
-    sigma0 = latent_info.read(noisy).sigma
+    sigma0 = pictures.carried(noisy)[0].sigma
     out = SDEditSampler.execute(gaussian_model, *conds, noisy, steps, 1.0, sampler_name, "normal", "all")[0]
 
     n = comfy.sample.prepare_noise(latent["samples"], seed)
