@@ -14,12 +14,11 @@ const LINE_WIDGET = "sdedit_step_line";
 export const DENOISE_TYPES = ["SDEditSampler", "SDEditSamplerCustom"];
 
 // One colour per step of the README figure: 1 encode, 2 add noise, 3-4 denoise, 5 decode.
-const GREEN = { color: "#2e5e3a", bgcolor: "#3f8050" };
 export const STEP_COLOURS = {
     SDEditEncode: { color: "#2a4d6e", bgcolor: "#3b6a96" },    // blue
     SDEditAddNoise: { color: "#6e4a1f", bgcolor: "#96662b" },  // amber
-    SDEditSampler: GREEN,
-    SDEditSamplerCustom: GREEN,
+    SDEditSampler: { color: "#2e5e3a", bgcolor: "#3f8050" },        // green
+    SDEditSamplerCustom: { color: "#2e5e3a", bgcolor: "#3f8050" },  // green, the same step
     SDEditDecode: { color: "#5a2e6e", bgcolor: "#7b3f96" },    // purple
 };
 
