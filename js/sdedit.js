@@ -9,11 +9,16 @@ const INSERT_COMMAND = "SDEdit.InsertImg2ImgGraph";
 const INSERT_LABEL = "SDEdit image-to-image";
 const LINE_WIDGET = "sdedit_step_line";
 
+// The denoise nodes (step 3): each gets the step line, read from its steps/step_mode widgets and the Add
+// Noise upstream of its noisy_latent. SDEditSamplerCustom (the host's GUIDER and SAMPLER) may not exist yet.
+export const DENOISE_TYPES = ["SDEditSampler", "SDEditSamplerCustom"];
+
 // One colour per step of the README figure: 1 encode, 2 add noise, 3-4 denoise, 5 decode.
 export const STEP_COLOURS = {
     SDEditEncode: { color: "#2a4d6e", bgcolor: "#3b6a96" },    // blue
     SDEditAddNoise: { color: "#6e4a1f", bgcolor: "#96662b" },  // amber
-    SDEditSampler: { color: "#2e5e3a", bgcolor: "#3f8050" },   // green
+    SDEditSampler: { color: "#2e5e3a", bgcolor: "#3f8050" },        // green
+    SDEditSamplerCustom: { color: "#2e5e3a", bgcolor: "#3f8050" },  // green, the same step
     SDEditDecode: { color: "#5a2e6e", bgcolor: "#7b3f96" },    // purple
 };
 
@@ -26,31 +31,51 @@ function isWired(node, name) {
     return node.isInputConnected ? node.isInputConnected(slot) : node.inputs[slot].link != null;
 }
 
-/** The strength of the Add Noise node that feeds `node`'s noisy_latent, followed back through reroutes
- *  and nodes that pass a LATENT on; null where it cannot be followed (or the strength is wired in). */
-export function upstreamStrength(node) {
+/** The first node upstream of `node`'s input `name` that `found` accepts, followed back through reroutes
+ *  and nodes that pass a `type` on; null where it cannot be followed or `stop` rejects a node on the way. */
+function upstream(node, name, type, found, stop = () => false) {
     if (!node.graph) return null;  // nodeCreated runs before the node is added to a graph
     let current = node;
-    let slot = node.findInputSlot("noisy_latent");
+    let slot = node.findInputSlot(name);
     const seen = new Set();
     while (slot >= 0 && current && !seen.has(current.id)) {
         seen.add(current.id);
         const origin = current.getInputNode(slot);
-        if (!origin) return null;
-        if (typeOf(origin) === "SDEditAddNoise") {
-            const value = Number(widget(origin, "strength")?.value);
-            return isWired(origin, "strength") || !Number.isFinite(value) ? null : value;
-        }
-        slot = origin.inputs?.findIndex((i) => i.type === "LATENT" || i.type === "*") ?? -1;
+        if (!origin || stop(origin)) return null;
+        if (found(origin)) return origin;
+        slot = origin.inputs?.findIndex((i) => i.type === type || i.type === "*") ?? -1;
         current = origin;
     }
     return null;
 }
 
+const addNoiseOf = (node) => upstream(node, "noisy_latent", "LATENT", (n) => typeOf(n) === "SDEditAddNoise");
+
+/** The strength of the Add Noise node that feeds `node`'s noisy_latent, followed back through reroutes
+ *  and nodes that pass a LATENT on; null where it cannot be followed (or the strength is wired in). */
+export function upstreamStrength(node) {
+    const origin = addNoiseOf(node);
+    if (!origin) return null;
+    const value = Number(widget(origin, "strength")?.value);
+    return isWired(origin, "strength") || !Number.isFinite(value) ? null : value;
+}
+
+/** The ckpt_name of the Load Checkpoint whose MODEL reaches that Add Noise's model input (through reroutes
+ *  and nodes that pass a MODEL on, e.g. LoRA), for the backend to read the model's schedule from the file's
+ *  header; null where it cannot be followed, or a ModelSampling* node on the way changes the schedule. */
+export function upstreamCheckpoint(node) {
+    const noise = addNoiseOf(node);
+    const loader = noise && upstream(noise, "model", "MODEL", (n) => typeOf(n) === "CheckpointLoaderSimple",
+                                     (n) => String(typeOf(n)).startsWith("ModelSampling"));
+    const name = loader && !isWired(loader, "ckpt_name") ? widget(loader, "ckpt_name")?.value : null;
+    return typeof name === "string" && name ? name : null;
+}
+
 const plans = new Map();  // query -> the backend's answer (or a pending promise)
 
-async function stepPlan(strength, steps, mode) {
+async function stepPlan(strength, steps, mode, ckptName) {
     const query = new URLSearchParams({ strength: String(strength), steps: String(steps), step_mode: mode });
+    if (ckptName) query.set("ckpt_name", ckptName);
     const key = query.toString();
     if (!plans.has(key)) {
         plans.set(key, api.fetchApi(`/sdedit/step_plan?${key}`).then((r) => r.json()));
@@ -58,22 +83,27 @@ async function stepPlan(strength, steps, mode) {
     return plans.get(key);
 }
 
-/** The line's text for a Denoise node, from the backend's rule. */
+/** {text, title} of the line for a Denoise node, from the backend's rule. σ is quoted on the schedule of
+ *  the checkpoint the graph loads where the backend could read it, else on SD1.5's, marked "assumed". */
 export async function stepLine(node) {
     const steps = Number(widget(node, "steps")?.value);
     const mode = widget(node, "step_mode")?.value ?? "proportional";
     const strength = upstreamStrength(node);
-    if (strength === null) return `strength unknown: connect SDEdit 2 · Add Noise (${steps} steps, ${mode})`;
-    const plan = await stepPlan(strength, steps, mode);
-    if (plan.error) return `cannot plan: ${plan.error}`;
-    if (plan.run === 0) return `runs 0 of ${plan.of} steps: strength 0 keeps the image`;
-    return `runs ${plan.run} of ${plan.of} steps from σ = ${plan.sigma.toFixed(3)} (strength ${strength.toFixed(2)})`;
+    const title = "What SDEdit 3 · Denoise will run";
+    if (strength === null) return { text: `strength unknown: connect SDEdit 2 · Add Noise (${steps} steps, ${mode})`, title };
+    const plan = await stepPlan(strength, steps, mode, upstreamCheckpoint(node));
+    if (plan.error) return { text: `cannot plan: ${plan.error}`, title };
+    if (plan.run === 0) return { text: `runs 0 of ${plan.of} steps: strength 0 keeps the image`, title };
+    const schedule = plan.assumed ? `${plan.schedule}'s schedule (assumed; strength ${strength.toFixed(2)})`
+                                  : `${plan.schedule}'s schedule (strength ${strength.toFixed(2)})`;
+    return { text: `runs ${plan.run} of ${plan.of} steps from σ = ${plan.sigma.toFixed(3)} on ${schedule}`,
+             title: `${title}; σ on ${plan.schedule}'s noise schedule: ${plan.reason}` };
 }
 
 function addStepLine(node) {
     const line = document.createElement("div");
     line.className = "sdedit-step-line";
-    line.title = "What SDEdit 3 · Denoise will run (σ quoted on the SD1.5 noise schedule)";
+    line.title = "What SDEdit 3 · Denoise will run";
     Object.assign(line.style, { font: "12px sans-serif", padding: "2px 6px", color: "#e8f5e9",
                                 whiteSpace: "nowrap", overflow: "hidden", textOverflow: "ellipsis" });
     line.textContent = "…";
@@ -82,8 +112,9 @@ function addStepLine(node) {
     w.computeSize = (width) => [width, 26];
     let shown = "";
     node.sdeditRefresh = async () => {
-        const text = await stepLine(node);
+        const { text, title } = await stepLine(node);
         if (text !== shown) line.textContent = shown = text;
+        if (line.title !== title) line.title = title;
     };
 }
 
@@ -146,11 +177,11 @@ app.registerExtension({
     nodeCreated(node) {
         const colours = STEP_COLOURS[typeOf(node)];
         if (colours) Object.assign(node, colours);
-        if (typeOf(node) === "SDEditSampler") addStepLine(node);
+        if (DENOISE_TYPES.includes(typeOf(node))) addStepLine(node);
     },
     loadedGraphNode(node) {
         // A saved workflow keeps the node's old size: make room for the step line.
-        if (typeOf(node) !== "SDEditSampler") return;
+        if (!DENOISE_TYPES.includes(typeOf(node))) return;
         const height = node.computeSize()[1] + 8;
         if (node.size[1] < height) node.setSize([node.size[0], height]);
     },

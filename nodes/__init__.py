@@ -8,7 +8,7 @@ import sys
 
 from typing_extensions import override
 
-from . import routes
+from . import example_inputs, routes
 from .add_noise import SDEditAddNoise
 from .common import ComfyExtension, io
 from .decode import SDEditDecode
@@ -24,8 +24,10 @@ class SDEditExtension(ComfyExtension):
 
 
 async def comfy_entrypoint() -> SDEditExtension:
-    # Here rather than in on_load, which ComfyUI 0.3.64 never calls. In-process use has no server.
+    # Here rather than in on_load, which ComfyUI 0.3.64 never calls. In-process use has no server (and no
+    # template browser): no route, no pictures offered.
     server = sys.modules.get("server")
     if getattr(getattr(server, "PromptServer", None), "instance", None) is not None:
         routes.register(server.PromptServer.instance)
+        example_inputs.offer()
     return SDEditExtension()

@@ -1,32 +1,108 @@
 """A read-only route that tells the canvas what SDEdit 3 · Denoise will run, computed by the backend's
-own rule (sdedit_math.step_plan, start_sigma) so the canvas never re-derives it in JavaScript."""
+own rule (sdedit_math.step_plan, start_sigma) so the canvas never re-derives it in JavaScript.
+
+σ is quoted on the noise schedule of the model the graph loads where the canvas names its checkpoint
+(`ckpt_name`, a file of the host's checkpoints folder) and the file is a .safetensors whose header the
+host's own model detection recognises: only the header is read (keys, dtypes and shapes, never a weight),
+the host's model class is built on the meta device (no memory, no weights) and its model_sampling used.
+Anything else falls back to SD1.5's schedule, and the answer says so (`assumed`, `reason`).
+"""
+import json
 import math
+import os
+import struct
 
 import comfy.model_sampling
+import folder_paths
+import torch
 from aiohttp import web
 
 from .sdedit_math import STEP_MODES, start_sigma, step_plan
 
 ROUTE = "/sdedit/step_plan"
+REFERENCE = "SD1.5"
+MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit on its JSON header
+# The host's model configs (comfy.supported_models) by the names users know; others keep the class name.
+FAMILY_NAMES = {"SD15": "SD1.5", "SD20": "SD2.x", "SD21UnclipL": "SD2.x unCLIP", "SD21UnclipH": "SD2.x unCLIP",
+                "SD15_instructpix2pix": "SD1.5 InstructPix2Pix", "SDXL_instructpix2pix": "SDXL InstructPix2Pix",
+                "SDXLRefiner": "SDXL Refiner", "SD3": "SD3", "FluxSchnell": "Flux Schnell", "WAN21_T2V": "Wan 2.1",
+                "WAN21_I2V": "Wan 2.1", "QwenImage": "Qwen-Image"}
+_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+           "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2, "I64": torch.int64, "I32": torch.int32,
+           "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
 _reference = None
+_by_file = {}  # (path, size, mtime_ns) -> (model_sampling, family)
 
 
 def reference_model_sampling():
-    """The canvas has no model loaded: it quotes sigma on SD1.5's noise schedule (the host's default)."""
+    """Where no model can be read, sigma is quoted on SD1.5's noise schedule (the host's default)."""
     global _reference
     if _reference is None:
         _reference = comfy.model_sampling.ModelSamplingDiscrete()
     return _reference
 
 
-def plan(strength: float, steps: int, step_mode: str) -> dict:
+def read_header(path: str) -> tuple[dict, dict | None]:
+    """A .safetensors file's tensors as {key: (dtype name, shape)} and its __metadata__, from the header only."""
+    with open(path, "rb") as f:
+        prefix = f.read(8)
+        if len(prefix) != 8:
+            raise ValueError("the file is too short to be a .safetensors file")
+        (length,) = struct.unpack("<Q", prefix)
+        if not 2 <= length <= MAX_HEADER_BYTES:
+            raise ValueError("the file does not start with a .safetensors header")
+        header = json.loads(f.read(length))
+    if not isinstance(header, dict):
+        raise ValueError("the file does not start with a .safetensors header")
+    metadata = header.pop("__metadata__", None)
+    return {k: (v["dtype"], tuple(v["shape"])) for k, v in header.items()}, metadata
+
+
+def model_sampling_from_header(path: str):
+    """(model_sampling, family name) of the checkpoint at `path`, by the host's own detection on its header."""
+    import comfy.model_detection
+    tensors, metadata = read_header(path)
+    state_dict = {k: torch.empty(shape, dtype=_DTYPES.get(dtype, torch.float16), device="meta")
+                  for k, (dtype, shape) in tensors.items()}
+    prefix = comfy.model_detection.unet_prefix_from_state_dict(state_dict)
+    config = comfy.model_detection.model_config_from_unet(state_dict, prefix, metadata=metadata)
+    if config is None:
+        raise ValueError("the host's model detection does not recognise it")
+    model = config.get_model(state_dict, prefix, device="meta")  # the host's own class; its modules hold no memory
+    name = type(config).__name__
+    return model.model_sampling, FAMILY_NAMES.get(name, name)
+
+
+def schedule_for(ckpt_name: str | None):
+    """(model_sampling, family, assumed, reason) for the checkpoint the canvas names (or none)."""
+    if not ckpt_name:
+        return reference_model_sampling(), REFERENCE, True, "no checkpoint named: the canvas cannot follow the model"
+    path = folder_paths.get_full_path("checkpoints", ckpt_name)
+    if path is None:
+        return reference_model_sampling(), REFERENCE, True, f"{ckpt_name} is not in the checkpoints folder"
+    if not path.lower().endswith((".safetensors", ".sft")):
+        return reference_model_sampling(), REFERENCE, True, f"{ckpt_name} has no .safetensors header to read"
+    try:
+        stat = os.stat(path)
+        key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+        if key not in _by_file:
+            _by_file[key] = model_sampling_from_header(path)
+        model_sampling, family = _by_file[key]
+    except Exception as error:  # a file the host could not load either: say so, quote SD1.5
+        return reference_model_sampling(), REFERENCE, True, f"{ckpt_name}: {error}"
+    return model_sampling, family, False, f"read from the header of {ckpt_name}"
+
+
+def plan(strength: float, steps: int, step_mode: str, ckpt_name: str | None = None) -> dict:
     run, of = step_plan(strength, steps, step_mode)
+    model_sampling, family, assumed, reason = schedule_for(ckpt_name)
     return {"strength": strength, "steps": steps, "step_mode": step_mode, "run": run, "of": of,
-            "sigma": start_sigma(reference_model_sampling(), strength)}
+            "sigma": start_sigma(model_sampling, strength), "schedule": family, "assumed": assumed,
+            "reason": reason, "ckpt_name": ckpt_name or None}
 
 
-def parse(query) -> tuple[float, int, str]:
-    """The query's (strength, steps, step_mode), or ValueError naming what is wrong."""
+def parse(query) -> tuple[float, int, str, str | None]:
+    """The query's (strength, steps, step_mode, ckpt_name), or ValueError naming what is wrong."""
     try:
         strength, steps = float(query.get("strength", "")), int(query.get("steps", ""))
     except ValueError:
@@ -38,7 +114,7 @@ def parse(query) -> tuple[float, int, str]:
         raise ValueError(f"steps must be at least 1, got {steps}")
     if step_mode not in STEP_MODES:
         raise ValueError(f"step_mode must be one of {', '.join(STEP_MODES)}, got {step_mode!r}")
-    return strength, steps, step_mode
+    return strength, steps, step_mode, query.get("ckpt_name") or None
 
 
 async def step_plan_route(request: web.Request) -> web.Response:
