@@ -12,9 +12,11 @@ host's CFG guider, Euler) is the pack's real chain. Error = mean|output - exact|
 """
 import argparse
 import datetime
+import pathlib
 import sys
 
-import host
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the harness package
+import harness  # noqa: E402
 
 MU, TAU = 0.5, 0.8
 STRENGTHS = [round(0.1 * i, 1) for i in range(1, 10)]
@@ -146,7 +148,7 @@ def main():
     parser.add_argument("--ckpt", help="checkpoint (default: the random-weight test checkpoint; only its "
                                        "model sampling and latent format matter here)")
     args = parser.parse_args()
-    model, clip, _, ckpt = host.load_checkpoint(args.ckpt)
+    model, clip, _, ckpt = harness.load_checkpoint(args.ckpt)
     with torch.inference_mode():
         table = error_table(model, clip, args.steps)
         sweep = floor_sweep(model, clip)
@@ -164,13 +166,14 @@ def main():
         "".join(f"| {kind} | {sampler} | {n} | {lo:.3f}x | {hi:.3f}x |\n"
                 for (kind, sampler), (n, lo, hi) in sweep.items())
     print(text)
-    host.RESULTS.mkdir(parents=True, exist_ok=True)
-    (host.RESULTS / "schedule_error.md").write_text(text + "\n")
+    results = harness.REPO / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "schedule_error.md").write_text(text + "\n")
     return 1 if bad else 0
 
 
-host.setup_host()
-host.load_pack()
+harness.setup_host()
+harness.load_pack()
 import comfy.model_sampling  # noqa: E402  (after the host is on sys.path)
 import comfy.samplers  # noqa: E402
 import torch  # noqa: E402

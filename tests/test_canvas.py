@@ -53,7 +53,7 @@ def canvas(request, tmp_path_factory, checkpoint_path):
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (playwright's own browser is never "
                     "downloaded)", pytrace=False)
-    from comfy_server import ComfyServer, prepare_workspace
+    from harness import ComfyServer, prepare_workspace
     from playwright.sync_api import sync_playwright
 
     extra = ["--preview-method", "latent2rgb"]
