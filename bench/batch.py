@@ -23,13 +23,15 @@ import sys
 import tempfile
 import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-COMFYUI = pathlib.Path(os.environ.get("COMFYUI_PATH") or pathlib.Path.home() / "comfy" / "ComfyUI")
-sys.path.insert(0, str(REPO / "scripts"))
-sys.path.insert(0, str(COMFYUI))
+import numpy as np
+from PIL import Image
 
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "scripts")]  # the harness package; the batch command's modules
+import harness  # noqa: E402
+from sdedit_cli.template import image_seed, make_template  # noqa: E402
+
+COMFYUI = harness.setup_host()
 
 
 def load_batch():
@@ -53,23 +55,17 @@ def make_images(folder: pathlib.Path, n: int) -> list[str]:
 
 
 def direct(batch, workflow_path, checkpoint, folder, names, threads, seed) -> list[float]:
-    from comfy_server import ComfyServer, prepare_workspace
-    template, load_id, seed_ids = batch.plan_workflow(json.loads(workflow_path.read_text()), ckpt_name=checkpoint.name,
-                                                      strength=None, prompt=None, seed_given=True)
-    base = prepare_workspace(pathlib.Path(tempfile.mkdtemp(prefix="bench-direct-")), checkpoint,
+    template = make_template(json.loads(workflow_path.read_text()), ckpt_name=checkpoint.name, seed_given=True)
+    base = harness.prepare_workspace(pathlib.Path(tempfile.mkdtemp(prefix="bench-direct-")), checkpoint,
                              [folder / n for n in names])
     times = []
-    with ComfyServer(COMFYUI, base, extra_args=("--preview-method", "none"),  # as the batch's workers
+    with harness.ComfyServer(COMFYUI, base, extra_args=("--preview-method", "none"),  # as the batch's workers
                      env={"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},
                      die_with_parent=True) as server:
         for name in names:
-            prompt = batch.prompt_for(template, load_id, seed_ids, name, batch.image_seed(seed, name))
+            prompt = template.prompt_for(name, image_seed(seed, name))
             started = time.monotonic()
-            status, response = server.queue(prompt)
-            assert status == 200, response
-            entry = server.wait(response["prompt_id"])
-            assert entry["status"]["status_str"] == "success", entry["status"]
-            server.saved_images(entry)[0].read_bytes()  # the batch reads the PNG too
+            server.run_images(prompt)[0].read_bytes()  # the batch reads the PNG too
             times.append(time.monotonic() - started)
     return times
 
@@ -119,10 +115,8 @@ def main() -> int:
     parser.add_argument("--ckpt", type=pathlib.Path, help="a .safetensors checkpoint (default: the test checkpoint)")
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "bench" / "results" / "batch.md")
     args = parser.parse_args()
-    import comfy.cli_args
-    comfy.cli_args.args.cpu = True
-    import tiny_checkpoint
-    checkpoint = args.ckpt.resolve() if args.ckpt else tiny_checkpoint.ensure_checkpoint()
+    from harness import checkpoint as test_checkpoint
+    checkpoint = args.ckpt.resolve() if args.ckpt else test_checkpoint.ensure_checkpoint()
     batch = load_batch()
     work = pathlib.Path(tempfile.mkdtemp(prefix="bench-batch-in-"))
     names = make_images(work / "in", args.images)
@@ -177,7 +171,7 @@ def main() -> int:
         "Data, the input copy, reading the PNG). The delivery of a result to the driver, its atomic write and manifest "
         "line overlap the next image. The direct rows are separate runs minutes apart, so on a shared machine they "
         "also show the drift between runs. The prompt time includes the 0.25 s /history polling of "
-        "scripts/comfy_server.py, in both paths.",
+        "harness/server.py, in both paths.",
         f"End to end includes Ray's start (a local instance), the servers' start and the model load: 1 worker "
         f"{one_default['wall']:.1f} s, 2 workers {two['wall']:.1f} s for {args.images} images.",
         f"Direct per-image times (s): before {', '.join(f'{t:.2f}' for t in direct_before)}; "

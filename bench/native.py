@@ -19,12 +19,16 @@ and running comfy_entrypoint() + get_node_list().
 import argparse
 import datetime
 import os
+import pathlib
 import statistics
 import subprocess
 import sys
 import time
 
-import host
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the harness package
+import harness  # noqa: E402
+
+RESULTS = harness.REPO / "bench" / "results"
 
 STRENGTHS = (0.2, 0.4, 0.6, 0.8)
 STEPS, CFG, SEED, SAMPLER, SCHEDULER = 20, 7.0, 42, "euler", "normal"
@@ -135,13 +139,13 @@ def import_cost(repeats=5):
     """Median ms to import the pack and register its nodes, each in a fresh interpreter with the host imported."""
     code = f"""
 import sys, time, asyncio, importlib.util
-sys.path.insert(0, {str(host.REPO / 'bench')!r})
-import host
-host.setup_host()
+sys.path.insert(0, {str(harness.REPO)!r})
+import harness
+harness.setup_host()
 # the host as main.py has it before loading custom nodes: its package utils first, the server (aiohttp) too
 import utils.install_util, server, nodes, comfy.samplers, comfy.sample, comfy_api.latest, latent_preview
 t0 = time.perf_counter()
-pack = host.load_pack()
+pack = harness.load_pack()
 ext = asyncio.run(pack.comfy_entrypoint())
 node_list = asyncio.run(ext.get_node_list())
 for node in node_list:
@@ -161,7 +165,7 @@ def load_picture(size):
     import torch
     from PIL import Image
     w, h = size
-    img = Image.open(host.REPO / "example_workflows" / "input" / "sdedit_example.png").convert("RGB").resize((w, h))
+    img = Image.open(harness.SAMPLE_IMAGE).convert("RGB").resize((w, h))
     return torch.from_numpy(np.asarray(img).astype("float32") / 255.0)[None]
 
 
@@ -200,7 +204,7 @@ def main():
     w, h = (int(v) for v in args.size.split("x"))
     image = load_picture((w, h))
     ms_import, node_count = import_cost()
-    model, clip, vae, ckpt = host.load_checkpoint(args.ckpt)
+    model, clip, vae, ckpt = harness.load_checkpoint(args.ckpt)
     conds = tuple(host_nodes.CLIPTextEncode().encode(clip, text)[0] for text in (PROMPT, NEGATIVE))
     counters = Counters(model, vae)
     m = counters.model
@@ -225,7 +229,7 @@ def main():
 def report(args, ckpt, torch_version, size, equal, same_steps, zero, ms_import, node_count):
     w, h = size
     lines = [f"# Pack vs native img2img on the CPU ({datetime.date.today()})", "",
-             f"Machine: {host.machine()}, torch {torch_version}, load average {os.getloadavg()[0]:.1f} at the end "
+             f"Machine: {machine()}, torch {torch_version}, load average {os.getloadavg()[0]:.1f} at the end "
              "(ratios measured side by side are what count). "
              f"Checkpoint: {ckpt.name}{' (random-weight SD1.5 test checkpoint: UNet two levels, ~107 M parameters; full-size CLIP-L and VAE)' if args.ckpt is None else ''}. "
              f"Picture {w}x{h}, prompt \"{PROMPT}\", {SAMPLER}/{SCHEDULER}, cfg {CFG}, seed {SEED}. "
@@ -257,13 +261,25 @@ def report(args, ckpt, torch_version, size, equal, same_steps, zero, ms_import, 
               f"built) in a fresh interpreter that has imported the host: median {ms_import:.1f} ms of 5.", ""]
     text = "\n".join(lines)
     print(text)
-    host.RESULTS.mkdir(parents=True, exist_ok=True)
-    (host.RESULTS / f"{args.out}.md").write_text(text)
-    plot(equal, host.RESULTS / f"{args.out}.png")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{args.out}.md").write_text(text)
+    plot(equal, RESULTS / f"{args.out}.png")
 
 
-host.setup_host()
-host.load_pack()
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{os.cpu_count()} cores, {model}"
+
+
+harness.setup_host()
+harness.load_pack()
 
 if __name__ == "__main__":
     main()

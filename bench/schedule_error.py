@@ -12,9 +12,11 @@ host's CFG guider, Euler) is the pack's real chain. Error = mean|output - exact|
 """
 import argparse
 import datetime
+import pathlib
 import sys
 
-import host
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the harness package
+import harness  # noqa: E402
 
 MU, TAU = 0.5, 0.8
 STRENGTHS = [round(0.1 * i, 1) for i in range(1, 10)]
@@ -40,17 +42,20 @@ def gaussian_model(model, kind: str):
 
 def relative_error(model, cond, schedule, scheduler, steps, strength, step_mode, seed=0, sampler="euler"):
     """SDEdit of a seeded Gaussian sample with `sampler` over `schedule(...)`'s sigmas, against the exact answer."""
-    from sdedit_img2img.nodes import latent_info
+    from sdedit_img2img.nodes import pictures
     from sdedit_img2img.nodes.add_noise import SDEditAddNoise
     from sdedit_img2img.nodes.denoise import denoise
     fmt = model.get_model_object("latent_format")
     ms = model.get_model_object("model_sampling")
     y = MU + TAU * torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(1234))
     noisy = SDEditAddNoise.execute(model, {"samples": fmt.process_out(y)}, strength, seed)[0]
-    sigma0 = latent_info.read(noisy).sigma
+    sigma0 = pictures.carried(noisy)[0].sigma
     sigmas = schedule(ms, scheduler, steps, strength, sigma0, step_mode,
                       sampler in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS)
-    out = fmt.process_in(denoise(model, cond, cond, 1.0, sampler, sigmas, noisy["samples"], seed)[0])
+    guider = comfy.samplers.CFGGuider(model)
+    guider.set_conds(cond, cond)
+    guider.set_cfg(1.0)
+    out = fmt.process_in(denoise(guider, sampler, sigmas, noisy["samples"], seed)[0])
     x = fmt.process_in(noisy["samples"])
     a0 = 1 - sigma0 if isinstance(ms, comfy.model_sampling.CONST) else 1.0
     exact = MU + TAU * (x - a0 * MU) / (a0 ** 2 * TAU ** 2 + sigma0 ** 2) ** 0.5
@@ -146,7 +151,7 @@ def main():
     parser.add_argument("--ckpt", help="checkpoint (default: the random-weight test checkpoint; only its "
                                        "model sampling and latent format matter here)")
     args = parser.parse_args()
-    model, clip, _, ckpt = host.load_checkpoint(args.ckpt)
+    model, clip, _, ckpt = harness.load_checkpoint(args.ckpt)
     with torch.inference_mode():
         table = error_table(model, clip, args.steps)
         sweep = floor_sweep(model, clip)
@@ -164,13 +169,14 @@ def main():
         "".join(f"| {kind} | {sampler} | {n} | {lo:.3f}x | {hi:.3f}x |\n"
                 for (kind, sampler), (n, lo, hi) in sweep.items())
     print(text)
-    host.RESULTS.mkdir(parents=True, exist_ok=True)
-    (host.RESULTS / "schedule_error.md").write_text(text + "\n")
+    results = harness.REPO / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "schedule_error.md").write_text(text + "\n")
     return 1 if bad else 0
 
 
-host.setup_host()
-host.load_pack()
+harness.setup_host()
+harness.load_pack()
 import comfy.model_sampling  # noqa: E402  (after the host is on sys.path)
 import comfy.samplers  # noqa: E402
 import torch  # noqa: E402

@@ -19,8 +19,8 @@ import time
 import numpy as np
 from PIL import Image
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
-SAMPLE_IMAGE = REPO / "example_workflows" / "input" / "sdedit_example.png"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the harness package
+from harness import SAMPLE_IMAGE, PromptFailed  # noqa: E402
 # Lengths 7, 5, 9, 2, 3, 4 are pairwise coprime enough that the combinations keep changing.
 SIZES = [(64, 48), (72, 56), (61, 47), (96, 64), (33, 17), (48, 80), (1, 1)]
 STRENGTHS = [0.6, 0.0, 0.35, 1.0, 0.8]
@@ -70,7 +70,7 @@ def workspace_files(base: pathlib.Path) -> set[str]:
 
 def start_server(checkpoint: pathlib.Path, workdir: pathlib.Path, comfyui: pathlib.Path):
     """A ComfyServer in a fresh workspace under `workdir`, its TMPDIR inside the workspace."""
-    from comfy_server import ComfyServer, prepare_workspace
+    from harness import ComfyServer, prepare_workspace
     base = prepare_workspace(workdir / "comfyui", checkpoint, [SAMPLE_IMAGE])
     (base / "tmp").mkdir(exist_ok=True)
     return ComfyServer(comfyui, base, env={"TMPDIR": str(base / "tmp")})
@@ -90,17 +90,16 @@ def run_soak(server, ckpt: str, prompts: int = 200, max_seconds: float = 3600, w
             break
         prompt, (width, height) = soak_prompt(ckpt, i)
         t0 = time.monotonic()
-        status, response = server.queue(prompt)
-        if status != 200:
-            problems.append(f"prompt {i}: HTTP {status}: {response}")
+        try:
+            pngs = server.run_images(prompt)
+        except PromptFailed as error:
+            if error.entry is not None:  # it ran, and failed
+                seconds.append(time.monotonic() - t0)
+                done += 1
+            problems.append(f"prompt {i}: {error}")
             continue
-        entry = server.wait(response["prompt_id"])
         seconds.append(time.monotonic() - t0)
         done += 1
-        if entry["status"]["status_str"] != "success":
-            problems.append(f"prompt {i}: {entry['status']}")
-            continue
-        pngs = server.saved_images(entry)
         if len(pngs) != 1:
             problems.append(f"prompt {i}: {len(pngs)} pictures saved")
             continue
@@ -158,11 +157,10 @@ def main(argv=None) -> int:
     parser.add_argument("--max-minutes", type=float, default=60)
     parser.add_argument("--out", type=pathlib.Path, help="also write the table (Markdown) here")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(REPO / "bench"))
-    import host
-    comfyui = host.setup_host()
-    import tiny_checkpoint
-    checkpoint = tiny_checkpoint.ensure_checkpoint()
+    import harness
+    from harness import checkpoint as test_checkpoint
+    comfyui = harness.setup_host()
+    checkpoint = test_checkpoint.ensure_checkpoint()
     with tempfile.TemporaryDirectory(prefix="sdedit-soak-") as workdir:
         with start_server(checkpoint, pathlib.Path(workdir), comfyui) as server:
             figures = run_soak(server, checkpoint.name, args.prompts, args.max_minutes * 60)

@@ -22,15 +22,13 @@ import sys
 import time
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the harness package
 
 
 def _setup():
-    comfyui = os.environ.get("COMFYUI_PATH") or str(pathlib.Path.home() / "comfy" / "ComfyUI")
-    sys.path.insert(0, comfyui)
-    sys.path.insert(0, str(REPO / "scripts"))
-    sys.path.insert(0, str(REPO.parent))
-    import comfy.cli_args
-    comfy.cli_args.args.cpu = True
+    """The host on the CPU and nodes/vae_passes.py alone (no other part of the pack in the measured memory)."""
+    import harness
+    harness.setup_host()
     import importlib.util
     spec = importlib.util.spec_from_file_location("sdedit_vae_passes", REPO / "nodes" / "vae_passes.py")
     passes = importlib.util.module_from_spec(spec)
@@ -99,9 +97,9 @@ def run_case(op, size, mode, seams):
     passes = _setup()
     import torch
     import comfy.sd
-    import tiny_checkpoint
+    from harness import checkpoint
     torch.set_grad_enabled(False)
-    ckpt = tiny_checkpoint.ensure_checkpoint()
+    ckpt = checkpoint.ensure_checkpoint()
     _, _, vae, _ = comfy.sd.load_checkpoint_guess_config(str(ckpt), output_vae=True, output_clip=False,
                                                          output_model=False)[:4]
     budget = 1 << 62 if mode == "plain" else 0
@@ -153,7 +151,7 @@ def main():
 
     lines = [f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared), {platform.platform()}; "
              f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; checkpoint: random-weight SD1.5 "
-             "test checkpoint (scripts/tiny_checkpoint.py), full-size SD VAE, fp32 on CPU.", "",
+             "test checkpoint (harness/checkpoint.py), full-size SD VAE, fp32 on CPU.", "",
              "| pass | size | mode | time (s) | s per Mpx | peak RSS (GB) | RSS before pass (GB) |",
              "|---|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)

@@ -10,17 +10,20 @@ import json
 import pathlib
 import sys
 
-from comfy_server import REPO, ComfyServer, find_checkpoint, prepare_workspace
+HERE = pathlib.Path(__file__).resolve().parent
+for _path in (HERE, HERE.parent):  # sdedit_cli, and the harness package
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
-WORKFLOW = REPO / "example_workflows" / "api" / "sdedit_img2img.json"
-SAMPLE = REPO / "example_workflows" / "input" / "sdedit_example.png"
+from harness import API_WORKFLOW, REPO, SAMPLE_IMAGE, ComfyServer, PromptFailed, find_checkpoint, prepare_workspace  # noqa: E402
+from sdedit_cli.template import make_template  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--comfyui", type=pathlib.Path, required=True, help="the ComfyUI checkout")
     parser.add_argument("--ckpt", help="SD1.5 checkpoint: a path, or a name in ComfyUI/models/checkpoints")
-    parser.add_argument("--image", type=pathlib.Path, default=SAMPLE, help="input picture (default: the sample)")
+    parser.add_argument("--image", type=pathlib.Path, default=SAMPLE_IMAGE, help="input picture (default: the sample)")
     parser.add_argument("--prompt", help="positive prompt (default: the workflow's)")
     parser.add_argument("--negative", help="negative prompt (default: the workflow's)")
     parser.add_argument("--strength", type=float, help="denoising strength 0-1 (default: 0.6)")
@@ -32,33 +35,19 @@ def main() -> int:
     if not args.image.is_file():
         sys.exit(f"--image {args.image}: no such file.")
     checkpoint = find_checkpoint(args.ckpt, args.comfyui)
-
-    prompt = json.loads(WORKFLOW.read_text())
-    by_type = {n["class_type"]: n for n in prompt.values()}
-    by_type["CheckpointLoaderSimple"]["inputs"]["ckpt_name"] = checkpoint.name
-    by_type["LoadImage"]["inputs"]["image"] = args.image.name
-    positive, negative = (n for n in prompt.values() if n["class_type"] == "CLIPTextEncode")
-    for node, text in ((positive, args.prompt), (negative, args.negative)):
-        if text is not None:
-            node["inputs"]["text"] = text
-    for key, value in (("strength", args.strength), ("seed", args.seed)):
-        if value is not None:
-            by_type["SDEditAddNoise"]["inputs"][key] = value
-    if args.steps is not None:
-        by_type["SDEditSampler"]["inputs"]["steps"] = args.steps
+    template = make_template(json.loads(API_WORKFLOW.read_text()), ckpt_name=checkpoint.name, strength=args.strength,
+                             prompt=args.prompt, negative=args.negative, steps=args.steps)
+    prompt = template.prompt_for(args.image.name, args.seed)
 
     base = prepare_workspace(args.out.resolve(), checkpoint, [args.image])
     print(f"Starting ComfyUI ({args.comfyui}) on the CPU; log: {base / 'comfyui.log'}")
     with ComfyServer(args.comfyui, base) as server:
-        status, response = server.queue(prompt)
-        if status != 200:
-            sys.exit(f"ComfyUI refused the workflow: {json.dumps(response, indent=1)}")
         print("Running the workflow (a minute or two on a CPU)...")
-        entry = server.wait(response["prompt_id"])
-    if entry["status"]["status_str"] != "success":
-        errors = [m[1].get("exception_message") for m in entry["status"]["messages"] if m[0] == "execution_error"]
-        sys.exit(f"The workflow failed: {errors}")
-    for png in server.saved_images(entry):
+        try:
+            pngs = server.run_images(prompt)
+        except PromptFailed as failure:
+            sys.exit(f"The workflow failed: {failure}")
+    for png in pngs:
         print(f"Wrote {png}")
     return 0
 

@@ -23,10 +23,11 @@ import zipfile
 import pytest
 from conftest import COMFYUI, REPO
 from header_checkpoints import header_checkpoint
-from tiny_checkpoint import FILE_NAME as TEST_CKPT
+from harness import checkpoint
 
 NEWEST_FRONTEND = "1.58.1"
-CACHE = pathlib.Path(os.environ.get("SDEDIT_CACHE") or pathlib.Path.home() / ".cache" / "comfyui-sdedit")
+CACHE = checkpoint.default_cache_dir()
+TEST_CKPT = checkpoint.FILE_NAME
 SCREENSHOTS = REPO / "out" / "screenshots"
 CHROMIUM = pathlib.Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -63,7 +64,7 @@ def canvas(request, tmp_path_factory, checkpoint_path):
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (playwright's own browser is never "
                     "downloaded)", pytrace=False)
-    from comfy_server import ComfyServer, prepare_workspace
+    from harness import ComfyServer, prepare_workspace
     from playwright.sync_api import sync_playwright
 
     extra = ["--preview-method", "latent2rgb"]

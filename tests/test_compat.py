@@ -1,7 +1,7 @@
 """Host calls that survive the host's changes: the dated node API, latents of kinds the pack does not
 support, and noising that follows the host's own `noise_scaling` (whatever a release puts in it).
 
-Runs on every release of the matrix (scripts/compat.sh); the host's version decides which host
+Runs on every release of the matrix (tools/compat.sh); the host's version decides which host
 features must be present, so a release that has them cannot pass by leaving them out.
 """
 import importlib.util

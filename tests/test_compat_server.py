@@ -1,20 +1,13 @@
 """What the frontend fetches from a real server for this pack: the help pages and the template with its
-thumbnail. Part of the server suite that scripts/compat.sh runs on the oldest and newest host."""
+thumbnail. Part of the server suite that tools/compat.sh runs on the oldest and newest host."""
 import json
 
 import pytest
 from conftest import REPO
+from helpers import pack_folder
 
 NODE_IDS = ["SDEditEncode", "SDEditAddNoise", "SDEditSampler", "SDEditDecode"]
 TEMPLATES = REPO / "example_workflows"
-
-
-def pack_folder(python_module: str) -> str:
-    """The pack's folder as the frontend derives it from a node's python_module (frontend 1.2x-1.3x:
-    extractCustomNodeName splits on "." and drops an "@version" suffix)."""
-    parts = python_module.split(".")
-    assert parts[0] == "custom_nodes" and len(parts) >= 2, python_module
-    return parts[1].split("@")[0]
 
 
 @pytest.fixture(scope="module")

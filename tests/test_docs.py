@@ -35,7 +35,7 @@ def test_every_node_has_a_help_page_naming_its_inputs_and_outputs(node):
 
 def test_the_canvas_colours_are_the_readme_figures():
     """Each step's node colour (js/sdedit.js) is the fill of that step's box in the example thumbnail."""
-    import make_example_assets
+    from tools import make_example_assets
     script = (REPO / "js" / "sdedit.js").read_text()
     for step, node_id in enumerate(["SDEditEncode", "SDEditAddNoise", "SDEditSampler", "SDEditDecode"], 1):
         found = re.search(node_id + r': \{ color: "#[0-9a-f]{6}", bgcolor: "#([0-9a-f]{6})" \}', script)

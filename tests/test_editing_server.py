@@ -15,7 +15,7 @@ NAMES = ["sdedit_strokes", "sdedit_repeats"]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, checkpoint_path):
     """As conftest's server, with the stroke painting and its mask in the input folder too."""
-    from comfy_server import ComfyServer, prepare_workspace
+    from harness import ComfyServer, prepare_workspace
     base = prepare_workspace(tmp_path_factory.mktemp("comfyui"), checkpoint_path,
                              [SAMPLE_IMAGE, STROKES, STROKES_MASK])
     with ComfyServer(COMFYUI, base) as running:
@@ -34,11 +34,7 @@ def prompt_of(name, checkpoint_path, steps=4):
 
 
 def run(server, prompt):
-    status, response = server.queue(prompt)
-    assert status == 200, response
-    entry = server.wait(response["prompt_id"])
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    [png] = server.saved_images(entry)
+    [png] = server.run_images(prompt)
     return np.asarray(Image.open(png).convert("RGB"), dtype=np.int16)
 
 

@@ -4,8 +4,8 @@ logged and the server carries on."""
 import json
 import pathlib
 
-from comfy_server import ComfyServer, prepare_workspace
 from conftest import COMFYUI, REPO
+from harness import ComfyServer, prepare_workspace
 
 PICTURES = sorted(p for p in (REPO / "example_workflows" / "input").iterdir() if p.suffix == ".png")
 # Every picture a shipped template loads (LoadImage, LoadImageMask) is one the pack ships.

@@ -19,10 +19,10 @@ import sys
 import tomllib
 
 import pytest
-from comfy_server import ComfyServer
+from harness import ComfyServer
 from conftest import API_WORKFLOW, COMFYUI, REPO, SAMPLE_IMAGE
 from PIL import Image
-from test_compat_server import pack_folder
+from helpers import pack_folder
 
 BIN = pathlib.Path(sys.executable).parent
 SMALL = (96, 72)
@@ -72,11 +72,7 @@ def run_example(comfyui: pathlib.Path, checkpoint: pathlib.Path) -> tuple[str, d
     node["CheckpointLoaderSimple"]["ckpt_name"] = checkpoint.name
     node["SDEditSampler"]["steps"] = 4
     with ComfyServer(comfyui, comfyui) as server:
-        status, response = server.queue(prompt)
-        assert status == 200, response
-        entry = server.wait(response["prompt_id"])
-        assert entry["status"]["status_str"] == "success", entry["status"]
-        [png] = server.saved_images(entry)
+        [png] = server.run_images(prompt)
         assert Image.open(png).size == SMALL
         info = server.get("/object_info")
         folder = pack_folder(info["SDEditEncode"]["python_module"])

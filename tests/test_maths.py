@@ -7,18 +7,9 @@ import comfy.samplers
 import pytest
 import torch
 from sdedit_img2img.nodes import sdedit_math as sm
+from helpers import eps_sampling, flow_sampling
 
 STRENGTHS = [i / 20 for i in range(1, 20)]
-
-
-def eps_sampling():  # SD1.5's: discrete, linear betas 0.00085..0.012
-    return type("EpsSampling", (host_ms.ModelSamplingDiscrete, host_ms.EPS), {})()
-
-
-def flow_sampling(shift=3.0):  # SD3-style rectified flow, what ModelSamplingSD3 installs
-    ms = type("FlowSampling", (host_ms.ModelSamplingDiscreteFlow, host_ms.CONST), {})()
-    ms.set_parameters(shift=shift)
-    return ms
 
 
 @pytest.fixture(params=["eps", "flow"])

@@ -9,7 +9,6 @@ import comfy.utils
 import nodes as host_nodes
 import pytest
 import torch
-from comfy_extras.nodes_custom_sampler import CFGGuider, KSamplerSelect, RandomNoise, SamplerCustomAdvanced
 from comfy_extras.nodes_model_advanced import ModelSamplingDiscrete, ModelSamplingSD3
 from sdedit_img2img.nodes import pictures
 from sdedit_img2img.nodes import sdedit_math as sm
@@ -17,59 +16,13 @@ from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
 from sdedit_img2img.nodes.denoise import SDEditSampler
 from sdedit_img2img.nodes.encode import SDEditEncode
-
-H, W = 64, 96  # pixels; the latent is 8 x 12
-
-
-def picture(kind: int, batch: int = 1) -> torch.Tensor:
-    """A deterministic IMAGE (batch, H, W, 3) in [0, 1]; different kinds are different pictures."""
-    y = torch.linspace(0, 1, H).view(H, 1)
-    x = torch.linspace(0, 1, W).view(1, W)
-    channels = [(x + kind * y) % 1, (y * (kind + 1) + 0 * x) % 1, ((x * y * 4) + kind / 3) % 1]
-    return torch.stack(channels, dim=-1).unsqueeze(0).repeat(batch, 1, 1, 1)
-
-
-@pytest.fixture(scope="module")
-def model(sd15):
-    return sd15[0]
-
-
-@pytest.fixture(scope="module")
-def conds(sd15):
-    clip = sd15[1]
-    encode = host_nodes.CLIPTextEncode().encode
-    return encode(clip, "photo of a green apple")[0], encode(clip, "blurry")[0]
+from helpers import H, W, counting, host_custom_advanced, picture, sdedit
 
 
 @pytest.fixture(scope="module")
 def clean_latent(sd15):
     return SDEditEncode.execute(picture(1), sd15[2])[0]
 
-
-def counting(model):
-    """A clone of `model` that counts U-Net calls and the batch size of each."""
-    calls = []
-    patched = model.clone()
-
-    def wrapper(apply_model, args):
-        calls.append(args["input"].shape[0])
-        return apply_model(args["input"], args["timestep"], **args["c"])
-    patched.set_model_unet_function_wrapper(wrapper)
-    return patched, calls
-
-
-def sdedit(model, conds, latent, strength, seed=7, steps=10, cfg=7.0, sampler_name="euler",
-           scheduler="normal", step_mode="proportional"):
-    noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
-    return SDEditSampler.execute(model, conds[0], conds[1], noisy, steps, cfg, sampler_name, scheduler, step_mode)[0]
-
-
-def host_custom_advanced(model, conds, latent, sigmas, seed, cfg, sampler_name):
-    """The host's SamplerCustomAdvanced on the clean latent, as a user would wire it."""
-    noise = RandomNoise().get_noise(seed)[0]
-    guider = CFGGuider().get_guider(model, conds[0], conds[1], cfg)[0]
-    sampler = KSamplerSelect().get_sampler(sampler_name)[0]
-    return SamplerCustomAdvanced().sample(noise, guider, sampler, sigmas, latent)[0]
 
 
 def max_rel_diff(a, b):

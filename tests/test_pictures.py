@@ -2,6 +2,7 @@
 its keep region re-noised from its own clean latent with its own noise at every step, its kept pixels its
 own input's, its own noise level; and a clear refusal, by name, where a row cannot be attributed."""
 import comfy.sample
+import helpers
 import pytest
 import torch
 from comfy_extras.nodes_latent import LatentBatch, LatentMultiply
@@ -11,6 +12,7 @@ from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
 from sdedit_img2img.nodes.denoise import SDEditSampler
+from sdedit_img2img.nodes import masking
 from sdedit_img2img.nodes.encode import SDEditEncode
 
 import nodes as host_nodes
@@ -18,22 +20,6 @@ import nodes as host_nodes
 H, W = 64, 64  # an 8 x 8 latent
 STEPS, SEED = 5, 7
 KEEP = 4  # latent columns kept (32 pixels)
-
-
-@pytest.fixture(scope="module")
-def model(sd15):
-    return sd15[0]
-
-
-@pytest.fixture(scope="module")
-def vae(sd15):
-    return sd15[2]
-
-
-@pytest.fixture(scope="module")
-def conds(sd15):
-    encode = host_nodes.CLIPTextEncode().encode
-    return encode(sd15[1], "a red boat")[0], encode(sd15[1], "blurry")[0]
 
 
 def image(kind: int) -> torch.Tensor:
@@ -188,3 +174,27 @@ def test_a_record_lives_only_as_long_as_a_latent_that_carries_it(vae):
     del latent
     gc.collect()
     assert pictures._alive.get(row) is None
+
+
+# --- repeats (the paper's K): the keep region always from the ORIGINAL picture ------------------------
+
+def test_three_repeats_renoise_the_current_result_and_keep_the_original_guide(model, conds, vae):
+    image = helpers.picture(5)
+    latent = SDEditEncode.execute(image, vae, mask=helpers.left_keep_mask(48), mask_feather=4)[0]
+    fmt = model.get_model_object("latent_format")
+    ms = model.get_model_object("model_sampling")
+    current, results = latent, []
+    for k in range(3):
+        noisy = SDEditAddNoise.execute(model, current, helpers.STRENGTH, helpers.SEED + k)[0]
+        noise = comfy.sample.prepare_noise(current["samples"], helpers.SEED + k)
+        expected = sm.add_noise(ms, fmt.process_in(current["samples"]), noise, sm.start_sigma(ms, helpers.STRENGTH))
+        torch.testing.assert_close(fmt.process_in(noisy["samples"]), expected, rtol=1e-4, atol=1e-4,
+                                   msg=f"round {k + 1} re-noises the current result")
+        assert torch.equal(pictures.carried(noisy)[0].clean, latent["samples"][0]), "the keep region's source is the original"
+        current = SDEditSampler.execute(model, *conds, noisy, helpers.STEPS, 5.0, "euler", "normal", "proportional")[0]
+        results.append(current["samples"])
+    assert not torch.allclose(results[1][..., 6:], results[2][..., 6:])
+    torch.testing.assert_close(current["samples"][..., :6], latent["samples"][..., :6], rtol=1e-4, atol=1e-4)
+    decoded = SDEditDecode.execute(current, vae)[0]
+    keep = masking.feather(helpers.left_keep_mask(48), 4)[0] == 0
+    assert torch.equal(decoded[0][keep], image[0][keep])

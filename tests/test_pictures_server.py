@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import COMFYUI
+from harness import ComfyServer, PromptFailed, prepare_workspace
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -19,7 +20,6 @@ def picture(kind: int) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, checkpoint_path):
-    from comfy_server import ComfyServer, prepare_workspace
     base = prepare_workspace(tmp_path_factory.mktemp("comfyui"), checkpoint_path)
     picture(1).save(base / "input" / "a.png")
     picture(2).save(base / "input" / "b.png")
@@ -94,11 +94,7 @@ class Graph:
 
 
 def run(server, graph: Graph) -> dict:
-    status, response = server.queue(graph.prompt)
-    assert status == 200, response
-    entry = server.wait(response["prompt_id"])
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    return entry
+    return server.run(graph.prompt)
 
 
 def latent(server, entry, node_id) -> torch.Tensor:
@@ -198,10 +194,8 @@ def test_a_node_the_pack_cannot_follow_is_named_in_the_error(server, checkpoint_
     noisy = g.add_noise(g.encode(g.a))
     changed = g.add("LatentMultiply", samples=[noisy, 0], multiplier=1.05)
     g.save_image(g.denoise(changed), "refused")
-    status, response = server.queue(g.prompt)
-    assert status == 200, response
-    entry = server.wait(response["prompt_id"])
-    assert entry["status"]["status_str"] == "error"
-    message = next(m[1]["exception_message"] for m in entry["status"]["messages"] if m[0] == "execution_error")
+    with pytest.raises(PromptFailed) as failed:
+        server.run(g.prompt)
+    message = str(failed.value)
     assert f"'LatentMultiply' (#{changed})" in message and "SDEdit 3 · Denoise" in message and "Fix:" in message
     assert server.alive()

@@ -4,7 +4,6 @@ import math
 
 import comfy.samplers
 import comfy.utils
-import nodes as host_nodes
 import numpy as np
 import pytest
 import torch
@@ -16,32 +15,9 @@ from sdedit_img2img.nodes.decode import SDEditDecode
 from sdedit_img2img.nodes.denoise import SDEditSampler
 from sdedit_img2img.nodes.encode import SDEditEncode
 from sdedit_img2img.nodes.sweep import GAP, SDEditStrengthSweep
+from helpers import H, W, picture
 
-H, W = 64, 96  # pixels; the latent is 8 x 12
 SWEEP = "SDEdit · Strength Sweep"
-
-
-def picture(kind: int, batch: int = 1, height: int = H, width: int = W) -> torch.Tensor:
-    y = torch.linspace(0, 1, height).view(height, 1)
-    x = torch.linspace(0, 1, width).view(1, width)
-    channels = [(x + kind * y) % 1, (y * (kind + 1) + 0 * x) % 1, ((x * y * 4) + kind / 3) % 1]
-    return torch.stack(channels, dim=-1).unsqueeze(0).repeat(batch, 1, 1, 1)
-
-
-@pytest.fixture(scope="module")
-def model(sd15):
-    return sd15[0]
-
-
-@pytest.fixture(scope="module")
-def vae(sd15):
-    return sd15[2]
-
-
-@pytest.fixture(scope="module")
-def conds(sd15):
-    encode = host_nodes.CLIPTextEncode().encode
-    return encode(sd15[1], "photo of a green apple")[0], encode(sd15[1], "blurry")[0]
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from conftest import API_WORKFLOW, REPO, SAMPLE_IMAGE
+from harness import PromptFailed
 from PIL import Image
 
 SWEEP_UI = REPO / "example_workflows" / "sdedit_strength_sweep.json"
@@ -20,12 +21,6 @@ def with_checkpoint(path, checkpoint_path):
 
 def node(prompt, class_type):
     return next(n for n in prompt.values() if n["class_type"] == class_type)
-
-
-def run(server, prompt):
-    status, response = server.queue(prompt)
-    assert status == 200, response
-    return server.wait(response["prompt_id"])
 
 
 def test_the_new_output_and_node_are_registered_with_tooltips(server):
@@ -45,8 +40,7 @@ def test_the_new_output_and_node_are_registered_with_tooltips(server):
 def test_the_sweep_example_runs_and_saves_a_labelled_grid_and_the_table(server, checkpoint_path):
     prompt = with_checkpoint(SWEEP_API, checkpoint_path)
     node(prompt, "SDEditStrengthSweep")["inputs"]["steps"] = 5  # the VAE at 512x384 dominates on a CPU anyway
-    entry = run(server, prompt)
-    assert entry["status"]["status_str"] == "success", entry["status"]
+    entry = server.run(prompt)
     [png] = server.saved_images(entry)
     assert "strength_sweep" in png.name
     grid = np.asarray(Image.open(png).convert("RGB"), dtype=np.float32)
@@ -65,10 +59,10 @@ def test_the_sweep_example_runs_and_saves_a_labelled_grid_and_the_table(server, 
 def test_a_bad_strength_list_is_a_clear_error_and_the_server_keeps_running(server, checkpoint_path):
     prompt = with_checkpoint(SWEEP_API, checkpoint_path)
     node(prompt, "SDEditStrengthSweep")["inputs"]["strengths"] = "0.2; 1.4"
-    entry = run(server, prompt)
-    assert entry["status"]["status_str"] == "error"
-    error = next(m[1] for m in entry["status"]["messages"] if m[0] == "execution_error")
-    message = error["exception_message"]
+    with pytest.raises(PromptFailed) as failed:
+        server.run(prompt)
+    assert failed.value.status is None and failed.value.entry["status"]["status_str"] == "error"
+    message = failed.value.error["exception_message"]
     assert "Strength Sweep" in message and "'strengths'" in message and "1.4" in message, message
     assert server.alive() and server.get("/system_stats")
 
@@ -80,10 +74,9 @@ def test_the_trajectory_decodes_to_one_picture_per_step(server, checkpoint_path)
     node(prompt, "SDEditSampler")["inputs"]["steps"] = 5  # strength 0.6: 3 steps
     prompt["90"] = {"class_type": "SDEditDecode", "inputs": {"latent": [sampler_id, 1], "vae": vae}}
     prompt["91"] = {"class_type": "SaveImage", "inputs": {"images": ["90", 0], "filename_prefix": "sdedit/trajectory"}}
-    entry = run(server, copy.deepcopy(prompt))
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    steps = [p for p in server.saved_images(entry) if "trajectory" in p.name]
-    [result] = [p for p in server.saved_images(entry) if "trajectory" not in p.name]
+    images = server.run_images(copy.deepcopy(prompt))
+    steps = [p for p in images if "trajectory" in p.name]
+    [result] = [p for p in images if "trajectory" not in p.name]
     assert len(steps) == 3
     last = np.asarray(Image.open(sorted(steps)[-1]), dtype=np.int16)
     # euler's last prediction is the result up to float rounding: at most one 8-bit level apart.
@@ -121,7 +114,7 @@ def test_the_sweep_ui_workflow_is_a_template_and_its_api_twin_is_the_same_graph(
 
 @pytest.mark.parametrize("path", [SWEEP_UI, SWEEP_API])
 def test_the_example_files_are_what_the_asset_script_writes(path):
-    import make_example_assets
+    from tools import make_example_assets
     ui, api = make_example_assets.sweep_workflows()
     expected = ui if path == SWEEP_UI else api
     assert json.loads(path.read_text()) == expected

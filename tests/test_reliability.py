@@ -13,6 +13,7 @@ import pathlib
 import numpy as np
 import pytest
 from conftest import COMFYUI, SAMPLE_IMAGE
+from harness import PromptFailed
 from PIL import Image
 
 WIDTH, HEIGHT = 64, 48
@@ -58,11 +59,7 @@ def pixels(path: pathlib.Path) -> np.ndarray:
 def run_ok(server, prompt: dict) -> np.ndarray:
     """Runs a prompt that must succeed; returns its one saved picture (checked readable and new)."""
     before = files(server)
-    status, response = server.queue(prompt)
-    assert status == 200, response
-    entry = server.wait(response["prompt_id"])
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    [png] = server.saved_images(entry)
+    [png] = server.run_images(prompt)
     assert files(server) - before == {png}, "exactly one new file, the picture"
     return pixels(png)
 
@@ -70,9 +67,10 @@ def run_ok(server, prompt: dict) -> np.ndarray:
 def refused(server, prompt: dict, node_id: str, input_name: str) -> str:
     """A prompt the server must refuse at validation (HTTP 400, nothing runs): the error text of the input."""
     before = files(server)
-    status, response = server.queue(prompt)
-    assert status == 400, response
-    node = response["node_errors"][node_id]
+    with pytest.raises(PromptFailed) as refusal:
+        server.run(prompt)
+    assert refusal.value.status == 400, refusal.value.response
+    node = refusal.value.response["node_errors"][node_id]
     assert node["class_type"] == prompt[node_id]["class_type"]
     errors = [e for e in node["errors"] if e["extra_info"].get("input_name") == input_name]
     assert errors, f"no error on input {input_name!r}: {node['errors']}"
@@ -83,11 +81,10 @@ def refused(server, prompt: dict, node_id: str, input_name: str) -> str:
 def failed(server, prompt: dict, node_id: str) -> str:
     """A prompt that must fail while running: the execution_error's message, raised by node `node_id`."""
     before = files(server)
-    status, response = server.queue(prompt)
-    assert status == 200, response
-    entry = server.wait(response["prompt_id"])
-    assert entry["status"]["status_str"] == "error", entry["status"]
-    error = next(m[1] for m in entry["status"]["messages"] if m[0] == "execution_error")
+    with pytest.raises(PromptFailed) as failure:
+        server.run(prompt)
+    assert failure.value.status is None and failure.value.entry["status"]["status_str"] == "error"
+    error = failure.value.error
     assert error["node_id"] == node_id, error
     assert files(server) == before, "a failed prompt left a file behind"
     return error["exception_message"]
@@ -327,7 +324,7 @@ def test_a_mask_batch_that_does_not_fit_the_image_batch_is_refused(server, ckpt)
 # --- determinism across processes ---------------------------------------------------------------------------
 
 def test_a_fresh_server_process_gives_the_bit_identical_picture(tmp_path, checkpoint_path, ckpt, reference):
-    from comfy_server import ComfyServer, prepare_workspace
+    from harness import ComfyServer, prepare_workspace
     base = prepare_workspace(tmp_path / "fresh", checkpoint_path, [SAMPLE_IMAGE])
     with ComfyServer(COMFYUI, base) as fresh:
         image = run_ok(fresh, base_prompt(ckpt, feather=0))

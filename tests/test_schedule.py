@@ -9,8 +9,7 @@ import pytest
 import torch
 from conftest import REPO
 from sdedit_img2img.nodes import sdedit_math as sm
-from test_maths import eps_sampling, flow_sampling
-from test_nodes import counting, picture, sdedit
+from helpers import counting, eps_sampling, flow_sampling, picture, sdedit
 
 sys.path.insert(0, str(REPO / "bench"))
 import schedule_error as se  # noqa: E402  (the bench's closed-form machinery, shared)

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from conftest import API_WORKFLOW, UI_WORKFLOW, SAMPLE_IMAGE
+from harness import PromptFailed
 from PIL import Image
 
 NODE_IDS = ["SDEditEncode", "SDEditAddNoise", "SDEditSampler", "SDEditDecode"]
@@ -46,11 +47,7 @@ def test_the_nodes_are_registered_with_descriptions_and_tooltips(server):
 
 
 def test_the_example_workflow_runs_headless_and_saves_a_picture(server, workflow):
-    status, response = server.queue(workflow)
-    assert status == 200, response
-    entry = server.wait(response["prompt_id"])
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    [png] = server.saved_images(entry)
+    [png] = server.run_images(workflow)
     image = np.asarray(Image.open(png).convert("RGB"), dtype=np.float32)
     width, height = Image.open(SAMPLE_IMAGE).size
     assert image.shape == (height, width, 3)
@@ -60,9 +57,10 @@ def test_the_example_workflow_runs_headless_and_saves_a_picture(server, workflow
 def test_strength_out_of_range_is_a_validation_error_and_nothing_runs(server, workflow):
     before = sorted((server.base / "output").rglob("*.png"))
     node(workflow, "SDEditAddNoise")["inputs"]["strength"] = 1.5
-    status, response = server.queue(workflow)
-    assert status == 400
-    text = json.dumps(response)
+    with pytest.raises(PromptFailed) as refused:
+        server.run(workflow)
+    assert refused.value.status == 400
+    text = json.dumps(refused.value.response)
     assert "strength" in text and "bigger than max" in text
     assert sorted((server.base / "output").rglob("*.png")) == before
 
@@ -72,11 +70,10 @@ def test_a_runtime_error_names_the_input_and_the_server_keeps_running(server, wo
     encode_id = next(k for k, n in workflow.items() if n["class_type"] == "SDEditEncode")
     broken = copy.deepcopy(workflow)
     node(broken, "SDEditSampler")["inputs"]["noisy_latent"] = [encode_id, 0]
-    status, response = server.queue(broken)
-    assert status == 200, response
-    entry = server.wait(response["prompt_id"])
-    assert entry["status"]["status_str"] == "error"
-    error = next(m[1] for m in entry["status"]["messages"] if m[0] == "execution_error")
+    with pytest.raises(PromptFailed) as failed:
+        server.run(broken)
+    assert failed.value.entry["status"]["status_str"] == "error"
+    error = failed.value.error
     assert "noisy_latent" in error["exception_message"] and "Add Noise" in error["exception_message"]
     assert server.alive()
     assert server.get("/system_stats")

@@ -1,7 +1,7 @@
 """The host compatibility matrix: runs the node-level and the server test suites against each ComfyUI
 tree it is given, in this one Python environment, and writes a table (release x suite) to docs/compat.md.
 
-Usage (through scripts/compat.sh):
+Usage (through tools/compat.sh):
     compat.py [--server ends|all|none|VERSION,...] [--node all|none] [--out FILE] HOST_DIR...
 Never downloads anything: a tree that is missing is reported with what to do, before anything runs.
 """
@@ -160,7 +160,7 @@ def write_table(out: pathlib.Path, rows: dict, started: datetime.datetime) -> No
     lines = [
         "# Host compatibility matrix",
         "",
-        "Written by `bash scripts/compat.sh [--server ends|all|none|VERSION,...] HOST_DIR...` (one ComfyUI",
+        "Written by `bash tools/compat.sh [--server ends|all|none|VERSION,...] HOST_DIR...` (one ComfyUI",
         "tree per release, one environment for all); re-run it before each release and commit the result.",
         "A run replaces the cells it ran and keeps the others; each cell carries the day it ran.",
         "",

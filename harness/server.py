@@ -1,8 +1,9 @@
-"""Runs a real ComfyUI server (main.py --cpu) on a free loopback port, in a workspace of its own.
+"""Runs a real ComfyUI server (main.py --cpu) on a free loopback port, in a workspace of its own, and runs
+prompts on it to their images.
 
-Used by the end-to-end tests and by scripts/img2img.py. The workspace (--base-directory) holds the
-custom_nodes, models, input and output folders, so a run never touches the user's own ComfyUI folders.
-Standard library only; the test checkpoint builder (tiny_checkpoint, torch) is imported only when a run needs it.
+Used by the end-to-end tests, the benchmarks and the commands of scripts/. The workspace (--base-directory) holds
+the custom_nodes, models, input and output folders, so a run never touches the user's own ComfyUI folders.
+Standard library only; the test checkpoint builder (harness.checkpoint, torch) is imported only when a run needs it.
 """
 import json
 import os
@@ -15,8 +16,51 @@ import time
 import urllib.error
 import urllib.request
 
+from harness.host import REPO, setup_host
+
 PACK_NAME = "sdedit-img2img"
-REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+class PromptFailed(RuntimeError):
+    """A prompt the server refused (`status`, `response`: its node_errors) or that failed while running (`entry`:
+    its /history entry). The message names the node and the error: "LoadImage: Invalid image file: ..."."""
+
+    def __init__(self, message: str, status: int | None = None, response=None, entry: dict | None = None):
+        super().__init__(message)
+        self.status, self.response, self.entry = status, response, entry
+
+    @property
+    def errors(self) -> list[dict]:
+        """The execution_error messages of a prompt that failed while running (none for a refused one)."""
+        if self.entry is None:
+            return []
+        return [m[1] for m in self.entry["status"].get("messages", []) if m[0] == "execution_error"]
+
+    @property
+    def error(self) -> dict:
+        """The first execution_error (node_id, node_type, exception_message, ...)."""
+        return self.errors[0]
+
+    @classmethod
+    def refused(cls, status: int, response) -> "PromptFailed":
+        return cls("ComfyUI refused the prompt: " + _brief(response), status=status, response=response)
+
+    @classmethod
+    def failed(cls, entry: dict) -> "PromptFailed":
+        messages = [m[1] for m in entry["status"].get("messages", []) if m[0] == "execution_error"]
+        text = "; ".join(f"{m.get('node_type')}: {m.get('exception_message', '').strip()}" for m in messages)
+        return cls(text or "the prompt failed", entry=entry)
+
+
+def _brief(response) -> str:
+    """One line from /prompt's refusal: the error and each node's errors."""
+    if isinstance(response, dict):
+        parts = [response.get("error", {}).get("message", "")] if isinstance(response.get("error"), dict) else []
+        for node_id, info in (response.get("node_errors") or {}).items():
+            for err in info.get("errors", []):
+                parts.append(f"node {node_id} ({info.get('class_type')}): {err.get('message')}: {err.get('details')}")
+        return "; ".join(p for p in parts if p) or json.dumps(response)[:500]
+    return repr(response)[:500]
 
 
 def prepare_workspace(base: pathlib.Path, checkpoint: pathlib.Path | None, images=(),
@@ -39,13 +83,10 @@ def find_checkpoint(ckpt: str | None, comfyui: pathlib.Path, prefix: str = "") -
     with no --ckpt, the small random-weight test checkpoint (built once with ComfyUI's own modules, on the CPU)."""
     checkpoints = comfyui / "models" / "checkpoints"
     if ckpt is None:
-        import tiny_checkpoint
-        if not (pathlib.Path(tiny_checkpoint.default_cache_dir()) / tiny_checkpoint.FILE_NAME).is_file():
-            if str(comfyui) not in sys.path:
-                sys.path.insert(0, str(comfyui))
-            import comfy.cli_args
-            comfy.cli_args.args.cpu = True  # before anything imports comfy.model_management
-        path = tiny_checkpoint.ensure_checkpoint()
+        from harness import checkpoint
+        if not (pathlib.Path(checkpoint.default_cache_dir()) / checkpoint.FILE_NAME).is_file():
+            setup_host(comfyui)  # the builder uses ComfyUI's own modules, on the CPU
+        path = checkpoint.ensure_checkpoint()
         print(f"{prefix}No --ckpt given: using the small random-weight test checkpoint, so the output will be "
               f"noise.\n{prefix}For real results pass an SD1.5 checkpoint: --ckpt /path/to/model.safetensors, "
               f"or the name of a file in {checkpoints}.", file=sys.stderr)
@@ -154,6 +195,28 @@ class ComfyServer:
     def queue(self, prompt: dict):
         """POSTs an API-format workflow to /prompt: (HTTP status, response)."""
         return self.request("POST", "/prompt", {"prompt": prompt})
+
+    def submit(self, prompt: dict) -> str:
+        """Queues a prompt; its id. Raises PromptFailed where the server refuses it (validation, HTTP 400)."""
+        status, response = self.queue(prompt)
+        if status != 200:
+            raise PromptFailed.refused(status, response)
+        return response["prompt_id"]
+
+    def run(self, prompt: dict, timeout: float = 600, forget: bool = False) -> dict:
+        """Runs a prompt to its end: its /history entry (`forget`: deleted from the server's history, which
+        otherwise grows with every prompt). Raises PromptFailed where it is refused or fails while running."""
+        prompt_id = self.submit(prompt)
+        entry = self.wait(prompt_id, timeout)
+        if forget:
+            self.request("POST", "/history", {"delete": [prompt_id]})
+        if entry["status"]["status_str"] != "success":
+            raise PromptFailed.failed(entry)
+        return entry
+
+    def run_images(self, prompt: dict, timeout: float = 600, forget: bool = False) -> list[pathlib.Path]:
+        """Runs a prompt to its end: the files its SaveImage nodes wrote. Raises PromptFailed as run() does."""
+        return self.saved_images(self.run(prompt, timeout, forget))
 
     def wait(self, prompt_id: str, timeout: float = 600) -> dict:
         """The /history entry of a finished prompt (completed or failed)."""

@@ -1,7 +1,7 @@
 """The README's stroke-editing figure: runs example_workflows/api/sdedit_strokes.json headless on a real
 ComfyUI server and puts the stroke painting, its mask and the result side by side.
 
-    python scripts/edit_figure.py --comfyui PATH [--ckpt PATH_OR_NAME] [--steps N] [--out JPG]
+    python tools/edit_figure.py --comfyui PATH [--ckpt PATH_OR_NAME] [--steps N] [--out JPG]
 
 Without --ckpt it uses the small random-weight test checkpoint: the masked part of the result is then
 noise (the kept frame is still the input's pixels). With a real SD1.5 checkpoint it is the picture.
@@ -12,11 +12,11 @@ import pathlib
 import sys
 import tempfile
 
-from comfy_server import REPO, ComfyServer, prepare_workspace
-from img2img import find_checkpoint
 from PIL import Image, ImageDraw, ImageFont
 
-EXAMPLES = REPO / "example_workflows"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the harness package
+from harness import EXAMPLES, REPO, ComfyServer, PromptFailed, find_checkpoint, prepare_workspace  # noqa: E402
+
 INPUTS = [EXAMPLES / "input" / "sdedit_strokes.png", EXAMPLES / "input" / "sdedit_strokes_mask.png"]
 
 
@@ -39,7 +39,6 @@ def main() -> int:
     parser.add_argument("--steps", type=int, help="sampling steps (default: the workflow's 20)")
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "images" / "sdedit_strokes.jpg")
     args = parser.parse_args()
-    sys.path.insert(0, str(args.comfyui))
     checkpoint = find_checkpoint(args.ckpt, args.comfyui)
     prompt = json.loads((EXAMPLES / "api" / "sdedit_strokes.json").read_text())
     for node in prompt.values():
@@ -50,13 +49,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         base = prepare_workspace(pathlib.Path(tmp), checkpoint, INPUTS)
         with ComfyServer(args.comfyui, base) as server:
-            status, response = server.queue(prompt)
-            if status != 200:
-                sys.exit(f"the server refused the workflow: {response}")
-            entry = server.wait(response["prompt_id"])
-            if entry["status"]["status_str"] != "success":
-                sys.exit(f"the workflow failed: {entry['status']}")
-            [png] = server.saved_images(entry)
+            try:
+                [png] = server.run_images(prompt)
+            except PromptFailed as failure:
+                sys.exit(f"the workflow failed: {failure}")
             result = Image.open(png).copy()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tag = "result (random test checkpoint: noise)" if args.ckpt is None else f"result ({checkpoint.name})"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The host compatibility matrix: runs the node-level and the server test suites against each ComfyUI
 # tree given (COMFYUI_PATH per tree, one shared virtual environment) and writes docs/compat.md.
-#   bash scripts/compat.sh [--server ends|all|none|VERSION,...] [--node all|none] [--out FILE] HOST_DIR...
+#   bash tools/compat.sh [--server ends|all|none|VERSION,...] [--node all|none] [--out FILE] HOST_DIR...
 # The server suite runs on the oldest and the newest tree unless --server says otherwise.
 # The environment is $SDEDIT_VENV (default .venv, as scripts/setup.sh makes it). Nothing is downloaded:
 # a missing tree or environment is reported with what to do. Exit status 1 when any suite failed.
@@ -10,4 +10,4 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${SDEDIT_VENV:-$repo/.venv}
 [ -x "$venv/bin/python" ] || {
   echo "compat: no virtual environment at $venv. Run scripts/setup.sh first, or set SDEDIT_VENV." >&2; exit 2; }
-exec "$venv/bin/python" "$repo/scripts/compat.py" "$@"
+exec "$venv/bin/python" "$repo/tools/compat.py" "$@"

@@ -17,19 +17,10 @@ the file is byte-for-byte reproducible. Pictures made with it are noise.
 Key names and shapes come from instantiating ComfyUI's own modules on the ``meta``
 device (no memory, no init), so they always match what the installed ComfyUI expects.
 
-Usage from Python (``comfy`` is imported lazily, inside the functions, because the
-caller must first put ComfyUI on ``sys.path`` and set
-``comfy.cli_args.args.cpu = True`` *before* anything imports
-``comfy.model_management``)::
+Usage: ``harness.checkpoint.ensure_checkpoint()`` after ``harness.setup_host()`` (``comfy`` is imported
+lazily, inside the functions: ComfyUI must be on ``sys.path`` with its CPU flag set first). From a shell::
 
-    sys.path.insert(0, COMFYUI_PATH)
-    import comfy.cli_args; comfy.cli_args.args.cpu = True
-    from scripts.tiny_checkpoint import ensure_checkpoint
-    path = ensure_checkpoint()          # built once, then cached
-
-CLI (uses ``$COMFYUI_PATH`` to find ComfyUI, forces CPU)::
-
-    python scripts/tiny_checkpoint.py [--out PATH] [--seed N]
+    python -m harness.checkpoint [--out PATH] [--seed N]     (COMFYUI_PATH: the ComfyUI checkout)
 """
 
 import argparse
@@ -37,7 +28,6 @@ import json
 import math
 import os
 import pathlib
-import sys
 
 import torch
 from safetensors.torch import save_file
@@ -85,7 +75,7 @@ def _require_comfy():
     except ImportError as e:
         raise RuntimeError(
             "ComfyUI is not importable, so the tiny checkpoint cannot be built. Put the ComfyUI "
-            "source on sys.path first (set COMFYUI_PATH, or run scripts/setup.sh). "
+            "source on sys.path first (harness.setup_host(); set COMFYUI_PATH, or run scripts/setup.sh). "
             f"Original error: {e}") from e
 
 
@@ -199,14 +189,8 @@ def _main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="generator seed (only with --out)")
     args = parser.parse_args(argv)
 
-    comfy_path = os.environ.get("COMFYUI_PATH")
-    if comfy_path:
-        sys.path.insert(0, os.path.abspath(os.path.expanduser(comfy_path)))
-    try:
-        import comfy.cli_args
-    except ImportError:
-        _require_comfy()  # raises the explanatory error
-    comfy.cli_args.args.cpu = True
+    from harness.host import setup_host
+    setup_host()
 
     path = build_checkpoint(args.out, args.seed) if args.out else ensure_checkpoint()
     print(path)

@@ -1,0 +1,88 @@
+"""Helpers shared by several test modules (fixtures are in conftest.py): pictures, the SDEdit chain on the
+host runtime, the host's own samplers to compare with, and model samplings of two families."""
+import comfy.model_sampling as host_ms
+import torch
+from comfy_extras.nodes_custom_sampler import CFGGuider, KSamplerSelect, RandomNoise, SamplerCustomAdvanced
+from sdedit_img2img.nodes.add_noise import SDEditAddNoise
+from sdedit_img2img.nodes.decode import SDEditDecode
+from sdedit_img2img.nodes.denoise import SDEditSampler
+from sdedit_img2img.nodes.encode import SDEditEncode
+
+H, W = 64, 96  # pixels; the latent is 8 x 12
+
+
+def picture(kind: int, batch: int = 1, height: int = H, width: int = W) -> torch.Tensor:
+    """A deterministic IMAGE (batch, height, width, 3) in [0, 1]; different kinds are different pictures."""
+    y = torch.linspace(0, 1, height).view(height, 1)
+    x = torch.linspace(0, 1, width).view(1, width)
+    channels = [(x + kind * y) % 1, (y * (kind + 1) + 0 * x) % 1, ((x * y * 4) + kind / 3) % 1]
+    return torch.stack(channels, dim=-1).unsqueeze(0).repeat(batch, 1, 1, 1)
+
+
+def counting(model):
+    """A clone of `model` that counts U-Net calls and the batch size of each."""
+    calls = []
+    patched = model.clone()
+
+    def wrapper(apply_model, args):
+        calls.append(args["input"].shape[0])
+        return apply_model(args["input"], args["timestep"], **args["c"])
+    patched.set_model_unet_function_wrapper(wrapper)
+    return patched, calls
+
+
+def sdedit(model, conds, latent, strength, seed=7, steps=10, cfg=7.0, sampler_name="euler",
+           scheduler="normal", step_mode="proportional"):
+    noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
+    return SDEditSampler.execute(model, conds[0], conds[1], noisy, steps, cfg, sampler_name, scheduler, step_mode)[0]
+
+
+def host_custom_advanced(model, conds, latent, sigmas, seed, cfg, sampler_name):
+    """The host's SamplerCustomAdvanced on the clean latent, as a user would wire it."""
+    noise = RandomNoise().get_noise(seed)[0]
+    guider = CFGGuider().get_guider(model, conds[0], conds[1], cfg)[0]
+    sampler = KSamplerSelect().get_sampler(sampler_name)[0]
+    return SamplerCustomAdvanced().sample(noise, guider, sampler, sigmas, latent)[0]
+
+
+# --- the editing chain (masks, repeats, sizes): three steps run --------------------------------------------
+
+STEPS, STRENGTH, SEED = 5, 0.6, 5
+
+
+def left_keep_mask(keep_columns=48, batch=1):
+    """0 (keep) on the left `keep_columns` pixels, 1 (edit) on the right: block-aligned to the latent."""
+    mask = torch.ones(batch, H, W)
+    mask[:, :, :keep_columns] = 0.0
+    return mask
+
+
+def denoise(model, conds, latent, strength=STRENGTH, seed=SEED, steps=STEPS, sampler_name="euler"):
+    noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
+    return SDEditSampler.execute(model, *conds, noisy, steps, 5.0, sampler_name, "normal", "proportional")[0]
+
+
+def chain(model, conds, vae, image, **encode):
+    latent = SDEditEncode.execute(image, vae, **encode)[0]
+    out = denoise(model, conds, latent)
+    return latent, out, SDEditDecode.execute(out, vae)[0]
+
+
+# --- model samplings -----------------------------------------------------------------------------------
+
+def eps_sampling():  # SD1.5's: discrete, linear betas 0.00085..0.012
+    return type("EpsSampling", (host_ms.ModelSamplingDiscrete, host_ms.EPS), {})()
+
+
+def flow_sampling(shift=3.0):  # SD3-style rectified flow, what ModelSamplingSD3 installs
+    ms = type("FlowSampling", (host_ms.ModelSamplingDiscreteFlow, host_ms.CONST), {})()
+    ms.set_parameters(shift=shift)
+    return ms
+
+
+def pack_folder(python_module: str) -> str:
+    """The pack's folder as the frontend derives it from a node's python_module (frontend 1.2x-1.3x:
+    extractCustomNodeName splits on "." and drops an "@version" suffix)."""
+    parts = python_module.split(".")
+    assert parts[0] == "custom_nodes" and len(parts) >= 2, python_module
+    return parts[1].split("@")[0]
