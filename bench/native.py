@@ -87,11 +87,11 @@ class Counters:
 def pack_chain(model, vae, conds, image, strength):
     from sdedit_img2img.nodes.add_noise import SDEditAddNoise
     from sdedit_img2img.nodes.decode import SDEditDecode
-    from sdedit_img2img.nodes.denoise import SDEditSampler
+    from sdedit_img2img.nodes.denoise import SDEditDenoise
     from sdedit_img2img.nodes.encode import SDEditEncode
     latent = SDEditEncode.execute(image, vae)[0]
     noisy = SDEditAddNoise.execute(model, latent, strength, SEED)[0]
-    out = SDEditSampler.execute(model, *conds, noisy, STEPS, CFG, SAMPLER, SCHEDULER, "proportional")[0]
+    out = SDEditDenoise.execute(model, *conds, noisy, STEPS, CFG, SAMPLER, SCHEDULER, "proportional")[0]
     return SDEditDecode.execute(out, vae)[0]
 
 

@@ -1,7 +1,8 @@
-"""SDEdit image-to-image as four ComfyUI nodes, one module per step:
+"""SDEdit image-to-image as four ComfyUI nodes, one module per node, named after what the user sees:
 
-encode.py (1) → add_noise.py (2) → denoise.py (3 and 4) → decode.py (5);
-sdedit_math.py holds the maths they share, free of any UI; sweep.py runs the four at several
+SDEdit 1 · Encode (encode.py) → 2 · Add Noise (add_noise.py) → 3 · Denoise (denoise.py, with its Custom
+twin for the host's GUIDER and SAMPLER) → 4 · Decode (decode.py). sdedit_math.py holds the maths they share,
+free of any UI; pictures.py the record each picture carries between them; sweep.py runs the four at several
 strengths side by side (its arithmetic in sweep_math.py).
 """
 import sys
@@ -12,7 +13,7 @@ from . import example_inputs, routes
 from .add_noise import SDEditAddNoise
 from .common import ComfyExtension, io
 from .decode import SDEditDecode
-from .denoise import SDEditSampler, SDEditSamplerCustom
+from .denoise import SDEditDenoise, SDEditDenoiseCustom
 from .encode import SDEditEncode
 from .sweep import SDEditStrengthSweep
 
@@ -20,7 +21,7 @@ from .sweep import SDEditStrengthSweep
 class SDEditExtension(ComfyExtension):
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [SDEditEncode, SDEditAddNoise, SDEditSampler, SDEditSamplerCustom, SDEditDecode, SDEditStrengthSweep]
+        return [SDEditEncode, SDEditAddNoise, SDEditDenoise, SDEditDenoiseCustom, SDEditDecode, SDEditStrengthSweep]
 
 
 async def comfy_entrypoint() -> SDEditExtension:

@@ -1,4 +1,4 @@
-"""Step 2: noise is added to the latent; the strength sets how much."""
+"""SDEdit 2 · Add Noise: noise is added to the latent; the strength sets how much."""
 import comfy.sample
 
 from . import checks, pictures
@@ -15,7 +15,7 @@ class SDEditAddNoise(io.ComfyNode):
             node_id="SDEditAddNoise",
             display_name=NODE,
             category=CATEGORY,
-            description="Step 2 of image-to-image: adds noise to the clean latent. Strength 0 adds none "
+            description="The second of the four SDEdit nodes: adds noise to the clean latent. Strength 0 adds none "
                         "(the image comes back unchanged), 1 replaces the latent with pure noise "
                         "(text-to-image); in between the latent is noised to the model's own noise level "
                         "at that fraction of its diffusion time.",

@@ -1,4 +1,4 @@
-"""Step 5: the VAE decodes the final latent to an image."""
+"""SDEdit 4 · Decode: the VAE decodes the final latent to an image (the paper's last step)."""
 import comfy.utils
 import torch
 
@@ -45,7 +45,7 @@ class SDEditDecode(io.ComfyNode):
             node_id="SDEditDecode",
             display_name=NODE,
             category=CATEGORY,
-            description="Step 5 of image-to-image: decodes the denoised latent back into an image "
+            description="The last of the four SDEdit nodes: decodes the denoised latent back into an image "
                         "with the checkpoint's VAE, at the input's size (see Encode's size_mode). Where the "
                         "latent carries a mask, the kept part is the input image, pixel for pixel.",
             inputs=[

@@ -1,4 +1,4 @@
-"""Steps 3 and 4: the U-Net predicts the noise in the noisy latent, conditioned on the prompt, and the
+"""SDEdit 3 · Denoise (and its Custom twin): the U-Net predicts the noise in the noisy latent, conditioned on the prompt, and the
 sampler removes it; repeated for the steps that remain below the starting noise level."""
 import comfy.model_management
 import comfy.sample
@@ -166,7 +166,7 @@ def keep_masks(latent: dict, records, rows: list) -> torch.Tensor | None:
 
 def run(node: str, guider, sampler, latent: dict, steps: int, scheduler: str, step_mode: str,
         hidden) -> tuple[dict, dict, torch.Tensor]:
-    """Steps 3 and 4 for every picture of the batch, each from its own noise level (one sampler run per
+    """Denoising for every picture of the batch, each from its own noise level (one sampler run per
     level): the denoised LATENT, the trajectory LATENT and the sigmas of the first run."""
     samples = latent["samples"]
     records = noisy_records(node, latent, hidden)
@@ -237,14 +237,14 @@ def check_widgets(cfg, sampler_name, scheduler, step_mode) -> list:
             checks.choice(NODE, "step_mode", step_mode, STEP_MODES, "the step modes")]
 
 
-class SDEditSampler(io.ComfyNode):
+class SDEditDenoise(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
             node_id="SDEditSampler",
             display_name=NODE,
             category=CATEGORY,
-            description="Steps 3 and 4 of image-to-image: denoises the noisy latent from its noise level "
+            description="The third of the four SDEdit nodes: denoises the noisy latent from its noise level "
                         "down to a clean latent, guided by the prompt, with any of the host's samplers "
                         "and schedulers.",
             inputs=[
@@ -288,14 +288,14 @@ class SDEditSampler(io.ComfyNode):
 CUSTOM = "SDEdit 3 · Denoise (Custom)"
 
 
-class SDEditSamplerCustom(io.ComfyNode):
+class SDEditDenoiseCustom(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
             node_id="SDEditSamplerCustom",
             display_name=CUSTOM,
             category=CATEGORY,
-            description="Steps 3 and 4 with the host's custom sampling: denoises the noisy latent from its noise "
+            description="SDEdit 3 · Denoise with the host's custom sampling: denoises the noisy latent from its noise "
                         "level with any GUIDER (CFGGuider, DualCFGGuider, PerpNegGuider, BasicGuider, ...) and "
                         "SAMPLER (KSamplerSelect, SamplerEulerAncestral, SamplerDPMPP_2M_SDE, ...), over the same "
                         "schedule, keep region and seed as SDEdit 3 · Denoise.",

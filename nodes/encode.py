@@ -1,9 +1,9 @@
-"""Step 1: the VAE encodes the image to a latent."""
+"""SDEdit 1 · Encode: the VAE encodes the image to a latent (the paper's first step)."""
 
 from . import checks, pictures
 from .common import CATEGORY, io
 from .vae_passes import encode_pixels
-from .image_size import SIZE_MODES, mask_to_working, plan, to_working
+from .image_size import SIZE_MODES, mask_to_working, to_working, working_geometry
 from .masking import feather, fit_mask
 
 NODE = "SDEdit 1 · Encode"
@@ -20,7 +20,7 @@ class SDEditEncode(io.ComfyNode):
             node_id="SDEditEncode",
             display_name=NODE,
             category=CATEGORY,
-            description="Step 1 of image-to-image: encodes the input image into the latent space "
+            description="The first of the four SDEdit nodes: encodes the input image into the latent space "
                         "with the checkpoint's VAE. With a mask only the masked part is edited; the rest "
                         "comes back from the input pixel for pixel.",
             inputs=[
@@ -53,7 +53,7 @@ class SDEditEncode(io.ComfyNode):
     def execute(cls, image, vae, mask=None, mask_feather=0, size_mode="pad") -> io.NodeOutput:
         checks.refuse(checks.image(NODE, "image", image))
         pixels = image[:, :, :, :3]
-        g = plan(pixels.shape[1], pixels.shape[2], vae_factor(vae), size_mode)
+        g = working_geometry(pixels.shape[1], pixels.shape[2], vae_factor(vae), size_mode)
         samples = encode_pixels(vae, to_working(pixels, g))
         out = {}
         edit_mask = working_mask = None

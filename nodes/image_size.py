@@ -34,7 +34,7 @@ class Geometry:
         return self.height, self.width
 
 
-def plan(height: int, width: int, factor: int, mode: str) -> Geometry:
+def working_geometry(height: int, width: int, factor: int, mode: str) -> Geometry:
     if mode not in SIZE_MODES:
         raise ValueError(f"size_mode must be one of {SIZE_MODES}, got {mode!r}")
     if mode == "pad":  # up to the next multiple, the extra split around the picture

@@ -93,7 +93,7 @@ def schedule_for(ckpt_name: str | None):
     return model_sampling, family, False, f"read from the header of {ckpt_name}"
 
 
-def plan(strength: float, steps: int, step_mode: str, ckpt_name: str | None = None) -> dict:
+def answer(strength: float, steps: int, step_mode: str, ckpt_name: str | None = None) -> dict:
     run, of = step_plan(strength, steps, step_mode)
     model_sampling, family, assumed, reason = schedule_for(ckpt_name)
     return {"strength": strength, "steps": steps, "step_mode": step_mode, "run": run, "of": of,
@@ -119,7 +119,7 @@ def parse(query) -> tuple[float, int, str, str | None]:
 
 async def step_plan_route(request: web.Request) -> web.Response:
     try:
-        return web.json_response(plan(*parse(request.query)))
+        return web.json_response(answer(*parse(request.query)))
     except ValueError as error:
         return web.json_response({"error": str(error)}, status=400)
 

@@ -56,7 +56,7 @@ def is_max_noise(model_sampling, sigma: float) -> bool:
 
 
 def add_noise(model_sampling, latent: torch.Tensor, noise: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Step 2: the noisy latent at `sigma`, made by the model's own `noise_scaling`.
+    """The noisy latent at `sigma` (SDEdit 2 · Add Noise), made by the model's own `noise_scaling`.
 
     That one call covers EPS and v-prediction (latent + sigma * noise) and flow matching
     (sigma * noise + (1 - sigma) * latent). At the maximum noise level the input is dropped, so the
@@ -258,7 +258,7 @@ def table_below_schedule(model_sampling, scheduler: str, count: int, sigma_start
 def floor_measured_on(model_sampling) -> bool:
     """The model type `floored_schedule` was measured on and is used for: the 1000-level discrete tables
     of SD1.5/SDXL (EPS or v-prediction; not zero terminal SNR, not a distilled table). Their simple and
-    sgm_uniform tails in "all" mode missed the issue-8 target (1.25x the error of normal). Every other
+    sgm_uniform tails in "all" mode had 1.25-1.35x the error of normal (bench/results/schedule_error.md). Every other
     model type keeps the host's tail, bit for bit: on the flow model of the bench they already meet it.
     """
     ms = comfy.model_sampling

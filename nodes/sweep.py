@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .add_noise import SDEditAddNoise
 from .common import CATEGORY, io
 from .decode import SDEditDecode
-from .denoise import SDEditSampler, sampling_inputs
+from .denoise import SDEditDenoise, sampling_inputs
 from .encode import SDEditEncode
 from .sweep_math import (centre_crop, format_strength, markdown_table, parse_strengths, psnr,
                          squared_and_absolute_error, tile_origins)
@@ -96,7 +96,7 @@ class SDEditStrengthSweep(io.ComfyNode):
         tiles, rows = [], []
         for i, strength in enumerate(values):
             noisy = SDEditAddNoise.execute(model=model, latent=latent, strength=strength, seed=seed)[0]
-            denoised, trajectory = SDEditSampler.execute(
+            denoised, trajectory = SDEditDenoise.execute(
                 model=model, positive=positive, negative=negative, noisy_latent=noisy, steps=steps, cfg=cfg,
                 sampler_name=sampler_name, scheduler=scheduler, step_mode=step_mode).args
             result = SDEditDecode.execute(latent=denoised, vae=vae)[0].to(image.device)

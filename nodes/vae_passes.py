@@ -62,11 +62,11 @@ def encode_pixels(vae, pixels, budget=None, node="SDEditEncode", input_name="ima
         return vae.encode(pixels)  # video/audio VAEs: the host's own pass and fallbacks
     try:
         estimate_shape = (1, pixels.shape[-1], height, width)
-        plan = choose_pass(height, width, _budget(vae, vae.memory_used_encode, estimate_shape, height * width, budget))
+        which = choose_pass(height, width, _budget(vae, vae.memory_used_encode, estimate_shape, height * width, budget))
     except ValueError as error:
         raise _refusal(node, input_name, error, "scale the image down (e.g. with the Upscale Image node) "
                                                 "to at most 8192x8192 pixels before encoding") from None
-    if plan == "plain":
+    if which == "plain":
         return vae.encode(pixels)
     return vae.encode_tiled(pixels, tile_x=TILE_PIXELS, tile_y=TILE_PIXELS, overlap=OVERLAP_PIXELS)
 
@@ -79,12 +79,12 @@ def decode_latent(vae, samples, budget=None, node="SDEditDecode", input_name="la
     height, width = samples.shape[2] * scale, samples.shape[3] * scale
     try:
         estimate_shape = (1,) + tuple(samples.shape[1:])
-        plan = choose_pass(height, width, _budget(vae, vae.memory_used_decode, estimate_shape, height * width, budget))
+        which = choose_pass(height, width, _budget(vae, vae.memory_used_decode, estimate_shape, height * width, budget))
     except ValueError as error:
         raise _refusal(node, input_name, error, "decode a smaller latent (at most 8192x8192 pixels, "
                                                 f"{8192 // scale}x{8192 // scale} latent), e.g. crop or "
                                                 "downscale the latent first") from None
-    if plan == "plain":
+    if which == "plain":
         return vae.decode(samples)
     tile, overlap = TILE_PIXELS // scale, OVERLAP_PIXELS // scale
     return vae.decode_tiled(samples, tile_x=tile, tile_y=tile, overlap=overlap)

@@ -90,7 +90,7 @@ def run(argv=None, on_result=None) -> dict:
 
     with OutputFolder(output_dir) as folder:
         inputs = list_inputs(input_dir)
-        todo, done_before, failed_before = folder.plan(
+        todo, done_before, failed_before = folder.resume_plan(
             inputs, {**settings, "workflow_hash": current, "workflow": template.nodes}, current,
             lambda name: image_seed(base_seed, name), redo=args.redo, retry_failed=args.retry_failed)
         say(f"{len(inputs)} images in {input_dir}: {done_before} done earlier, {failed_before} failed earlier "

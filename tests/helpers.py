@@ -5,7 +5,7 @@ import torch
 from comfy_extras.nodes_custom_sampler import CFGGuider, KSamplerSelect, RandomNoise, SamplerCustomAdvanced
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
-from sdedit_img2img.nodes.denoise import SDEditSampler
+from sdedit_img2img.nodes.denoise import SDEditDenoise
 from sdedit_img2img.nodes.encode import SDEditEncode
 
 H, W = 64, 96  # pixels; the latent is 8 x 12
@@ -34,7 +34,7 @@ def counting(model):
 def sdedit(model, conds, latent, strength, seed=7, steps=10, cfg=7.0, sampler_name="euler",
            scheduler="normal", step_mode="proportional"):
     noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
-    return SDEditSampler.execute(model, conds[0], conds[1], noisy, steps, cfg, sampler_name, scheduler, step_mode)[0]
+    return SDEditDenoise.execute(model, conds[0], conds[1], noisy, steps, cfg, sampler_name, scheduler, step_mode)[0]
 
 
 def host_custom_advanced(model, conds, latent, sigmas, seed, cfg, sampler_name):
@@ -59,7 +59,7 @@ def left_keep_mask(keep_columns=48, batch=1):
 
 def denoise(model, conds, latent, strength=STRENGTH, seed=SEED, steps=STEPS, sampler_name="euler"):
     noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
-    return SDEditSampler.execute(model, *conds, noisy, steps, 5.0, sampler_name, "normal", "proportional")[0]
+    return SDEditDenoise.execute(model, *conds, noisy, steps, 5.0, sampler_name, "normal", "proportional")[0]
 
 
 def chain(model, conds, vae, image, **encode):

@@ -230,7 +230,7 @@ def test_step_line_follows_the_strength_and_equals_the_backend(canvas):
         from sdedit_img2img.nodes import routes  # the route's numbers are the backend's own rule
         route = server.get(f"/sdedit/step_plan?strength={strength}&steps={steps}&step_mode={mode}"
                            f"&ckpt_name={ckpt}")
-        assert (route["run"], route["of"]) == (routes.plan(strength, steps, mode)["run"], routes.plan(strength, steps, mode)["of"])
+        assert (route["run"], route["of"]) == (routes.answer(strength, steps, mode)["run"], routes.answer(strength, steps, mode)["of"])
         assert (route["schedule"], route["assumed"]) == ("SD1.5", False)
         assert route["sigma"] == pytest.approx(hosts_sigma("SD1.5", strength), abs=1e-9)
         wait_for_line(page, sampler, line_of(route))

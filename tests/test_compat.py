@@ -20,7 +20,7 @@ from comfy_extras.nodes_model_advanced import (ModelSamplingContinuousEDM, Model
 from conftest import REPO
 from sdedit_img2img.nodes import common, pictures
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
-from sdedit_img2img.nodes.denoise import SDEditSampler
+from sdedit_img2img.nodes.denoise import SDEditDenoise
 
 HOST_VERSION = tuple(int(p) for p in comfyui_version.__version__.split(".")[:3])
 
@@ -73,7 +73,7 @@ def run_node(node, model, conds, samples):
     if node == "add_noise":
         return SDEditAddNoise.execute(model, latent, 0.5, 0)
     noisy = {**latent, pictures.KEY: (pictures.Picture(row="", clean=latent["samples"], sigma=1.0, strength=0.5, seed=0),)}
-    return SDEditSampler.execute(model, *conds, noisy, 4, 7.0, "euler", "normal", "proportional")
+    return SDEditDenoise.execute(model, *conds, noisy, 4, 7.0, "euler", "normal", "proportional")
 
 
 @pytest.mark.parametrize("node,input_name", [("add_noise", "latent"), ("sampler", "noisy_latent")])

@@ -9,7 +9,7 @@ from comfy_extras.nodes_custom_sampler import (CFGGuider, DualCFGGuider, KSample
 from comfy_extras.nodes_perpneg import PerpNegGuider
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
-from sdedit_img2img.nodes.denoise import SDEditSampler, SDEditSamplerCustom
+from sdedit_img2img.nodes.denoise import SDEditDenoise, SDEditDenoiseCustom
 from sdedit_img2img.nodes.encode import SDEditEncode
 
 import nodes as host_nodes
@@ -42,7 +42,7 @@ def latent(request, sd15):
 
 
 def custom(guider, sampler, noisy, scheduler="normal", step_mode="proportional"):
-    return SDEditSamplerCustom.execute(guider, sampler, noisy, STEPS, scheduler, step_mode)
+    return SDEditDenoiseCustom.execute(guider, sampler, noisy, STEPS, scheduler, step_mode)
 
 
 @pytest.mark.parametrize("sampler_name,scheduler,step_mode", [
@@ -51,7 +51,7 @@ def custom(guider, sampler, noisy, scheduler="normal", step_mode="proportional")
 def test_cfg_guider_and_ksampler_select_give_bit_for_bit_what_denoise_gives(model, conds, latent, sampler_name,
                                                                              scheduler, step_mode):
     noisy = SDEditAddNoise.execute(model, latent, STRENGTH, SEED)[0]
-    plain_out, plain_trajectory = SDEditSampler.execute(model, conds[0], conds[1], noisy, STEPS, CFG, sampler_name,
+    plain_out, plain_trajectory = SDEditDenoise.execute(model, conds[0], conds[1], noisy, STEPS, CFG, sampler_name,
                                                         scheduler, step_mode)
     guider = CFGGuider().get_guider(model, conds[0], conds[1], CFG)[0]
     sampler = KSamplerSelect().get_sampler(sampler_name)[0]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
-from sdedit_img2img.nodes.denoise import SDEditSampler
+from sdedit_img2img.nodes.denoise import SDEditDenoise
 from sdedit_img2img.nodes.encode import SDEditEncode
 
 H, W = 48, 64
@@ -29,7 +29,7 @@ def conds(sd15):
 def sdedit(sd15, conds, latent, strength, sampler_name, seed=11, steps=6):
     model = sd15[0]
     noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
-    return SDEditSampler.execute(model, conds[0], conds[1], noisy, steps, 6.0, sampler_name, "normal",
+    return SDEditDenoise.execute(model, conds[0], conds[1], noisy, steps, 6.0, sampler_name, "normal",
                                  "proportional")[0]["samples"]
 
 

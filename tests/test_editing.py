@@ -9,7 +9,7 @@ import torch
 from sdedit_img2img.nodes import masking
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
-from sdedit_img2img.nodes.denoise import ContinueFromNoisyLatent, SDEditSampler
+from sdedit_img2img.nodes.denoise import ContinueFromNoisyLatent, SDEditDenoise
 from sdedit_img2img.nodes.encode import SDEditEncode
 from helpers import SEED, STEPS, STRENGTH, chain, left_keep_mask, picture
 
@@ -66,7 +66,7 @@ def host_sampler_custom_advanced(model, conds, latent, sigmas, seed, cfg, sample
 
 def parity(model, conds, latent, sampler_name, strength, seed=42, steps=4, cfg=5.0):
     noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
-    ours = SDEditSampler.execute(model, *conds, noisy, steps, cfg, sampler_name, "normal", "proportional")[0]
+    ours = SDEditDenoise.execute(model, *conds, noisy, steps, cfg, sampler_name, "normal", "proportional")[0]
     ms = model.get_model_object("model_sampling")
     sigmas = sm.sdedit_sigmas(ms, "normal", steps, strength, sm.start_sigma(ms, strength), "proportional",
                               sampler_name in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS)

@@ -1,28 +1,11 @@
 """nodes/image_size.py: the geometry of each size mode (pure), and any size through the nodes on the
 real host runtime with the tiny random-weight SD1.5 checkpoint."""
-import comfy.sample
-import comfy.samplers
 import pytest
 import torch
 from sdedit_img2img.nodes import image_size as isz
 from sdedit_img2img.nodes.decode import SDEditDecode
-from sdedit_img2img.nodes.denoise import ContinueFromNoisyLatent
 from sdedit_img2img.nodes.encode import SDEditEncode
 from helpers import chain, denoise
-
-
-# --- no mask: today's result ------------------------------------------------------------------------
-
-class TodaysSampler(ContinueFromNoisyLatent):
-    """The sampler as it was before masks: the noisy latent as the guider's latent, zero noise, no mask."""
-
-    def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
-               disable_pbar=False):
-        extra_args["denoise_mask"] = None
-        model_k = comfy.samplers.KSamplerX0Inpaint(model_wrap, sigmas)
-        x = self.sampler_function(model_k, latent_image, sigmas, extra_args=extra_args, callback=None,
-                                  disable=True, **self.extra_options)
-        return model_wrap.inner_model.model_sampling.inverse_noise_scaling(sigmas[-1], x)
 
 
 # --- pure maths -------------------------------------------------------------------------------------
@@ -36,7 +19,7 @@ class TodaysSampler(ContinueFromNoisyLatent):
     (9, 7, "resize", (8, 8), (0, 0)),
 ])
 def test_geometry_of_each_size_mode(h, w, mode, work, offset):
-    g = isz.plan(h, w, 8, mode)
+    g = isz.working_geometry(h, w, 8, mode)
     assert (g.work_height, g.work_width) == work and (g.top, g.left) == offset
     image = torch.rand(2, h, w, 3)
     working = isz.to_working(image, g)
@@ -53,7 +36,7 @@ def test_geometry_of_each_size_mode(h, w, mode, work, offset):
 
 def test_crop_geometry_is_the_host_vaes_own_crop(vae):
     image = torch.rand(1, 67, 45, 3)
-    g = isz.plan(67, 45, 8, "crop")
+    g = isz.working_geometry(67, 45, 8, "crop")
     host = vae.vae_encode_crop_pixels(image)
     assert torch.equal(isz.to_output_frame(image, g), host)
 
@@ -65,7 +48,7 @@ def test_crop_geometry_is_the_host_vaes_own_crop(vae):
 def test_any_size_round_trips_to_the_inputs_size(model, conds, vae, mode, shape):
     image = torch.rand(*shape, 3)
     latent = SDEditEncode.execute(image, vae, size_mode=mode)[0]
-    g = isz.plan(shape[1], shape[2], 8, mode)
+    g = isz.working_geometry(shape[1], shape[2], 8, mode)
     assert latent["samples"].shape == (shape[0], 4, g.work_height // 8, g.work_width // 8)
     out = denoise(model, conds, latent, steps=2)
     decoded = SDEditDecode.execute(out, vae)[0]
@@ -87,7 +70,7 @@ def test_a_masked_edit_of_an_odd_sized_image_keeps_its_pixels(model, conds, vae)
     mask[:, 30:, 20:] = 1.0
     for mode in ("pad", "resize", "crop"):
         _, _, decoded = chain(model, conds, vae, image, mask=mask, size_mode=mode)
-        g = isz.plan(67, 45, 8, mode)
+        g = isz.working_geometry(67, 45, 8, mode)
         source, keep = isz.to_output_frame(image, g), isz.to_output_frame(mask, g)[0] == 0
         assert decoded.shape == (1, *g.out_size, 3)
         assert torch.equal(decoded[0][keep], source[0][keep]), mode

@@ -7,25 +7,10 @@ import torch
 from sdedit_img2img.nodes import masking
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.decode import SDEditDecode
-from sdedit_img2img.nodes.denoise import ContinueFromNoisyLatent
 from sdedit_img2img.nodes.encode import SDEditEncode
 from helpers import H, SEED, STEPS, STRENGTH, W, chain, denoise, left_keep_mask, picture
 
 import nodes as host_nodes
-
-# --- no mask: today's result ------------------------------------------------------------------------
-
-class TodaysSampler(ContinueFromNoisyLatent):
-    """The sampler as it was before masks: the noisy latent as the guider's latent, zero noise, no mask."""
-
-    def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
-               disable_pbar=False):
-        extra_args["denoise_mask"] = None
-        model_k = comfy.samplers.KSamplerX0Inpaint(model_wrap, sigmas)
-        x = self.sampler_function(model_k, latent_image, sigmas, extra_args=extra_args, callback=None,
-                                  disable=True, **self.extra_options)
-        return model_wrap.inner_model.model_sampling.inverse_noise_scaling(sigmas[-1], x)
-
 
 def test_feather_ramps_inside_the_mask_and_never_touches_the_keep_region():
     mask = torch.zeros(1, 20, 40)

@@ -14,7 +14,7 @@ from sdedit_img2img.nodes import pictures
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
-from sdedit_img2img.nodes.denoise import SDEditSampler
+from sdedit_img2img.nodes.denoise import SDEditDenoise
 from sdedit_img2img.nodes.encode import SDEditEncode
 from helpers import H, W, counting, host_custom_advanced, picture, sdedit
 
@@ -151,7 +151,7 @@ def test_the_sampler_continues_from_the_latent_it_is_given(model, conds, clean_l
     """An edit made between Add Noise and Denoise reaches the result: nothing is recomputed."""
     noisy = SDEditAddNoise.execute(model, clean_latent, 0.5, 3)[0]
     edited = dict(noisy, samples=noisy["samples"] * 0.5)
-    run = lambda latent: SDEditSampler.execute(model, *conds, latent, 6, 7.0, "euler", "normal",  # noqa: E731
+    run = lambda latent: SDEditDenoise.execute(model, *conds, latent, 6, 7.0, "euler", "normal",  # noqa: E731
                                                "proportional")[0]["samples"]
     assert not torch.allclose(run(noisy), run(edited))
 
@@ -179,7 +179,7 @@ def test_flow_matching_model_noises_by_interpolation_and_matches_the_host(model,
     expected = sigma * noise + (1 - sigma) * fmt.process_in(clean_latent["samples"])
     torch.testing.assert_close(fmt.process_in(noisy["samples"]), expected, rtol=1e-4, atol=1e-4)
 
-    ours = SDEditSampler.execute(flow, *conds, noisy, 6, 7.0, "euler", "normal", "proportional")[0]
+    ours = SDEditDenoise.execute(flow, *conds, noisy, 6, 7.0, "euler", "normal", "proportional")[0]
     sigmas = sm.sdedit_sigmas(ms, "normal", 6, strength, sigma)
     host = host_custom_advanced(flow, conds, clean_latent, sigmas, seed, 7.0, "euler")
     assert max_rel_diff(ours["samples"], host["samples"]) <= 1e-5
@@ -224,7 +224,7 @@ def test_cancel_stops_sampling_within_one_step(model, conds, clean_latent):
 
 def test_a_latent_that_skipped_add_noise_is_refused_with_the_fix(model, conds, clean_latent):
     with pytest.raises(ValueError) as error:
-        SDEditSampler.execute(model, *conds, clean_latent, 10, 7.0, "euler", "normal", "proportional")
+        SDEditDenoise.execute(model, *conds, clean_latent, 10, 7.0, "euler", "normal", "proportional")
     assert "noisy_latent" in str(error.value) and "SDEdit 2 · Add Noise" in str(error.value)
 
 
@@ -236,6 +236,6 @@ def test_a_latent_of_another_model_family_is_refused_with_the_fix(model, conds, 
             SDEditAddNoise.execute(model, latent, 0.5, 0)
         else:
             noisy = {**latent, pictures.KEY: (pictures.Picture(row="", clean=latent["samples"], sigma=1.0, strength=0.5, seed=0),)}
-            SDEditSampler.execute(model, *conds, noisy, 10, 7.0, "euler", "normal", "proportional")
+            SDEditDenoise.execute(model, *conds, noisy, 10, 7.0, "euler", "normal", "proportional")
     message = str(error.value)
     assert "16 latent channels" in message and "expects 4" in message and "VAE" in message

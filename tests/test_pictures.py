@@ -11,7 +11,7 @@ from sdedit_img2img.nodes import pictures
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
-from sdedit_img2img.nodes.denoise import SDEditSampler
+from sdedit_img2img.nodes.denoise import SDEditDenoise
 from sdedit_img2img.nodes import masking
 from sdedit_img2img.nodes.encode import SDEditEncode
 
@@ -45,7 +45,7 @@ def watched(model, inputs: list):
 
 
 def denoise(model, conds, noisy, sampler_name="euler"):
-    return SDEditSampler.execute(model, *conds, noisy, STEPS, 5.0, sampler_name, "normal", "proportional")
+    return SDEditDenoise.execute(model, *conds, noisy, STEPS, 5.0, sampler_name, "normal", "proportional")
 
 
 def assert_keep_renoised(model, inputs, clean, noise, strength):
@@ -191,7 +191,7 @@ def test_three_repeats_renoise_the_current_result_and_keep_the_original_guide(mo
         torch.testing.assert_close(fmt.process_in(noisy["samples"]), expected, rtol=1e-4, atol=1e-4,
                                    msg=f"round {k + 1} re-noises the current result")
         assert torch.equal(pictures.carried(noisy)[0].clean, latent["samples"][0]), "the keep region's source is the original"
-        current = SDEditSampler.execute(model, *conds, noisy, helpers.STEPS, 5.0, "euler", "normal", "proportional")[0]
+        current = SDEditDenoise.execute(model, *conds, noisy, helpers.STEPS, 5.0, "euler", "normal", "proportional")[0]
         results.append(current["samples"])
     assert not torch.allclose(results[1][..., 6:], results[2][..., 6:])
     torch.testing.assert_close(current["samples"][..., :6], latent["samples"][..., :6], rtol=1e-4, atol=1e-4)

@@ -12,7 +12,7 @@ from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes import sweep_math
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
-from sdedit_img2img.nodes.denoise import SDEditSampler
+from sdedit_img2img.nodes.denoise import SDEditDenoise
 from sdedit_img2img.nodes.encode import SDEditEncode
 from sdedit_img2img.nodes.sweep import GAP, SDEditStrengthSweep
 from helpers import H, W, picture
@@ -29,7 +29,7 @@ def denoise(model, conds, latent, strength, seed=7, steps=8, cfg=7.0, sampler_na
             step_mode="proportional"):
     """(latent, trajectory) of Add Noise → Denoise."""
     noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
-    return SDEditSampler.execute(model, conds[0], conds[1], noisy, steps, cfg, sampler_name, scheduler,
+    return SDEditDenoise.execute(model, conds[0], conds[1], noisy, steps, cfg, sampler_name, scheduler,
                                  step_mode).args
 
 
@@ -203,7 +203,7 @@ def test_sweep_tiles_are_the_four_nodes_chain_with_labels_and_faithful_metrics(m
         # The chain, node by node, from the full image: identical pixels.
         latent = SDEditEncode.execute(image, vae)[0]
         noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
-        denoised = SDEditSampler.execute(model, *conds, noisy, steps, 7.0, "euler", "normal", "proportional")[0]
+        denoised = SDEditDenoise.execute(model, *conds, noisy, steps, 7.0, "euler", "normal", "proportional")[0]
         chain = SDEditDecode.execute(denoised, vae)[0]
         tile = grid[:, GAP + band:GAP + band + th, x:x + tw]
         assert torch.equal(tile, chain)
@@ -248,7 +248,7 @@ def test_sweep_refuses_a_batch_naming_the_input(model, conds, vae):
 
 def test_sweep_uses_the_same_option_lists_as_the_sampler():
     sweep = {i.id: i for i in SDEditStrengthSweep.define_schema().inputs}
-    sampler = {i.id: i for i in SDEditSampler.define_schema().inputs}
+    sampler = {i.id: i for i in SDEditDenoise.define_schema().inputs}
     for name in ("steps", "cfg", "sampler_name", "scheduler", "step_mode"):
         assert sweep[name].as_dict() == sampler[name].as_dict(), name
     assert sweep["sampler_name"].options == comfy.samplers.KSampler.SAMPLERS

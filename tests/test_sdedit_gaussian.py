@@ -12,7 +12,7 @@ import pytest
 import torch
 from sdedit_img2img.nodes import pictures
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
-from sdedit_img2img.nodes.denoise import SDEditSampler
+from sdedit_img2img.nodes.denoise import SDEditDenoise
 
 MU, S = 0.5, 0.8
 
@@ -46,7 +46,7 @@ def test_sdedit_lands_where_the_probability_flow_ode_says(gaussian_model, conds,
     seed = 3
     noisy = SDEditAddNoise.execute(gaussian_model, latent, strength, seed)[0]
     sigma0 = pictures.carried(noisy)[0].sigma
-    out = SDEditSampler.execute(gaussian_model, *conds, noisy, steps, 1.0, sampler_name, "normal", "all")[0]
+    out = SDEditDenoise.execute(gaussian_model, *conds, noisy, steps, 1.0, sampler_name, "normal", "all")[0]
 
     n = comfy.sample.prepare_noise(latent["samples"], seed)
     expected = MU + S * (y - MU + sigma0 * n) / (S ** 2 + sigma0 ** 2) ** 0.5

@@ -117,7 +117,7 @@ class OutputFolder:
             self.manifest.close()
         self._lock.close()
 
-    def plan(self, inputs: list[tuple[str, pathlib.Path]], settings: dict, current: str, seed_of, *,
+    def resume_plan(self, inputs: list[tuple[str, pathlib.Path]], settings: dict, current: str, seed_of, *,
              redo: bool, retry_failed: bool) -> tuple[list[dict], int, int]:
         """(images to run, done earlier, failed earlier); records the settings. Each image to run: name, path, seed
         (`seed_of(name)`), target (its output name) and ours (the target is an output of an earlier run, replaced).
