@@ -1,0 +1,260 @@
+"""The editing examples (masks, repeats): the stroke painting and its mask (example_workflows/input/), and for
+sdedit_strokes and sdedit_repeats the UI workflow, its API twin and the thumbnail. The workflows are built from
+one graph description each, so the UI file and its API twin cannot drift apart.
+
+The repeats example and its thumbnail use the sample picture, so the basic assets are written first.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from .common import (API, CHECKPOINT, CORE, EXAMPLES, FRONTEND_VERSION, INPUT, NEGATIVE, PACK_ID, POSITIVE,
+                     SAMPLE, SAMPLE_SIZE, SAMPLING, THUMB_SIZE, TITLES, arrow, blank_thumbnail, box, font, noisy,
+                     picture, save_flat_png, save_thumbnail, write_json)
+
+STROKES = INPUT / "sdedit_strokes.png"
+STROKES_MASK = INPUT / "sdedit_strokes_mask.png"
+STROKES_PROMPT = "a photo of a mountain lake at sunset, pine trees, snowy peaks, realistic"
+STROKE_STRENGTH = 0.5  # SDEdit paper, Sec. 3 / Fig. 3: t0 in [0.3, 0.6] balances realism and faithfulness
+REPEATS = 3  # the paper's K
+REPEAT_STRENGTH = 0.5
+# The UI workflows' ids, one per example.
+WORKFLOW_IDS = {"sdedit_strokes": "6b1f4c2e-3a5d-4e7f-8a9b-0c1d2e3f4a51",
+                "sdedit_repeats": "7c2a5d3f-4b6e-4f80-9bac-1d2e3f4a5b62"}
+
+
+def draw_strokes() -> tuple[Image.Image, Image.Image]:
+    """A stroke painting (flat colour strokes of a lake below mountains at sunset) and its edit mask:
+    the landscape is edited, a painted frame and the signature corner are kept."""
+    w, h = SAMPLE_SIZE
+    img = Image.new("RGB", (w, h), (250, 176, 110))
+    d = ImageDraw.Draw(img)
+    for i, colour in enumerate([(246, 150, 96), (236, 124, 92), (214, 110, 110)]):  # sky bands
+        d.rectangle((0, 60 + 40 * i, w, 100 + 40 * i), fill=colour)
+    d.ellipse((330, 70, 400, 140), fill=(255, 226, 140))                       # the sun
+    d.polygon([(0, 230), (110, 120), (200, 210), (300, 100), (420, 200), (w, 150), (w, 240), (0, 240)],
+              fill=(92, 84, 120))                                              # mountains
+    d.polygon([(250, 125), (300, 100), (340, 135), (300, 128)], fill=(240, 240, 250))  # snow
+    d.rectangle((0, 240, w, h), fill=(70, 110, 170))                           # the lake
+    for y in range(255, h, 22):                                                # reflections: strokes
+        d.line([(300, y), (420, y + 3)], fill=(236, 170, 120), width=5)
+    for x in (40, 78, 116, 440, 476):                                          # pine trees
+        d.polygon([(x, 200), (x - 22, 300), (x + 22, 300)], fill=(40, 92, 56))
+        d.rectangle((x - 4, 300, x + 4, 318), fill=(90, 60, 40))
+    d.rectangle((0, 0, w - 1, h - 1), outline=(120, 80, 40), width=14)         # the painted frame
+    d.text((w - 80, h - 30), "SDEdit", font=font(14), fill=(240, 240, 240))   # the signature
+    mask = Image.new("L", (w, h), 0)
+    md = ImageDraw.Draw(mask)
+    md.rectangle((14, 14, w - 15, h - 15), fill=255)
+    md.rectangle((w - 96, h - 42, w - 15, h - 15), fill=0)
+    return img, mask
+
+
+class Graph:
+    """Nodes and links, written out as a UI workflow and as its API twin."""
+
+    def __init__(self):
+        self.nodes, self.links = [], []
+
+    def node(self, kind, pos, size, sockets=(), widgets=(), outputs=(), title=None, api=None, **extra):
+        node = {"id": len(self.nodes) + 1, "type": kind, "pos": list(pos), "size": list(size), "flags": {},
+                "order": len(self.nodes), "mode": 0, "sockets": list(sockets), "widgets": list(widgets),
+                "outputs": [[name, typ, []] for name, typ in outputs], "title": title, "api": api or {},
+                "extra": extra}
+        self.nodes.append(node)
+        return node["id"]
+
+    def link(self, src, slot, dst, name, typ):
+        self.links.append([len(self.links) + 1, src, slot, dst, name, typ])
+
+    def ui(self, uid: str, group: str) -> dict:
+        nodes = []
+        for n in self.nodes:
+            incoming = {l[4]: l for l in self.links if l[3] == n["id"]}
+            inputs = [{"localized_name": name, "name": name, "type": typ,
+                       **({"widget": {"name": name}} if widget else {}),
+                       "link": incoming[name][0] if name in incoming else None}
+                      for name, typ, widget in n["sockets"]]
+            outputs = [{"localized_name": name, "name": name, "type": typ, "slot_index": i,
+                        "links": [l[0] for l in self.links if l[1] == n["id"] and l[2] == i] or None}
+                       for i, (name, typ, _) in enumerate(n["outputs"])]
+            cnr = PACK_ID if n["type"].startswith("SDEdit") else CORE["cnr_id"]
+            props = {} if n["type"] == "MarkdownNote" else {"Node name for S&R": n["type"], "cnr_id": cnr}
+            if cnr == CORE["cnr_id"] and props:
+                props["ver"] = CORE["ver"]
+            ui_node = {"id": n["id"], "type": n["type"], "pos": n["pos"], "size": n["size"], "flags": {},
+                       "order": n["order"], "mode": 0, "inputs": inputs, "outputs": outputs,
+                       **({"title": n["title"]} if n["title"] else {}), "properties": props,
+                       "widgets_values": n["widgets"], **n["extra"]}
+            nodes.append(ui_node)
+        links = [[l[0], l[1], l[2], l[3], self._slot(l[3], l[4]), l[5]] for l in self.links]
+        xs = [n["pos"][0] for n in self.nodes]
+        return {"id": uid, "revision": 0, "last_node_id": len(self.nodes), "last_link_id": len(self.links),
+                "nodes": nodes, "links": links,
+                "groups": [{"id": 1, "title": group, "bounding": [min(xs) - 10, -40, max(xs) + 480, 40],
+                            "color": "#3f789e", "font_size": 24, "flags": {}}],
+                "config": {}, "extra": {"ds": {"scale": 0.55, "offset": [60, 80]},
+                                        "frontendVersion": FRONTEND_VERSION},
+                "version": 0.4}
+
+    def _slot(self, dst, name):
+        node = self.nodes[dst - 1]
+        return [s[0] for s in node["sockets"]].index(name)
+
+    def api(self) -> dict:
+        out = {}
+        for n in self.nodes:
+            if n["type"] == "MarkdownNote":
+                continue
+            inputs = dict(n["api"])
+            for l in self.links:
+                if l[3] == n["id"]:
+                    inputs[l[4]] = [str(l[1]), l[2]]
+            out[str(n["id"])] = {"inputs": inputs, "class_type": n["type"],
+                                 "_meta": {"title": n["title"] or TITLES[n["type"]]}}
+        return out
+
+
+def _common(g: Graph, positive: str) -> tuple[int, int, int]:
+    ckpt = g.node("CheckpointLoaderSimple", (0, 40), (315, 98), [("ckpt_name", "COMBO", True)], [CHECKPOINT],
+                  [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")], api={"ckpt_name": CHECKPOINT})
+    pos = g.node("CLIPTextEncode", (370, 0), (420, 130), [("clip", "CLIP", False), ("text", "STRING", True)],
+                 [positive], [("CONDITIONING", "CONDITIONING")], "CLIP Text Encode (Positive Prompt)",
+                 api={"text": positive})
+    neg = g.node("CLIPTextEncode", (370, 180), (420, 100), [("clip", "CLIP", False), ("text", "STRING", True)],
+                 [NEGATIVE], [("CONDITIONING", "CONDITIONING")], "CLIP Text Encode (Negative Prompt)",
+                 api={"text": NEGATIVE})
+    g.link(ckpt, 1, pos, "clip", "CLIP")
+    g.link(ckpt, 1, neg, "clip", "CLIP")
+    return ckpt, pos, neg
+
+
+ENCODE_SOCKETS = [("image", "IMAGE", False), ("vae", "VAE", False), ("mask", "MASK", False),
+                  ("mask_feather", "INT", True), ("size_mode", "COMBO", True)]
+NOISE_SOCKETS = [("model", "MODEL", False), ("latent", "LATENT", False), ("strength", "FLOAT", True),
+                 ("seed", "INT", True)]
+SAMPLER_SOCKETS = [("model", "MODEL", False), ("positive", "CONDITIONING", False),
+                   ("negative", "CONDITIONING", False), ("noisy_latent", "LATENT", False), ("steps", "INT", True),
+                   ("cfg", "FLOAT", True), ("sampler_name", "COMBO", True), ("scheduler", "COMBO", True),
+                   ("step_mode", "COMBO", True)]
+SAMPLER_API = {**SAMPLING, "cfg": float(SAMPLING["cfg"])}  # Denoise's cfg widget is a FLOAT: 7.0
+
+
+def _round(g, x, ckpt, pos, neg, latent_src, strength, seed):
+    noise = g.node("SDEditAddNoise", (x, 420), (290, 130), NOISE_SOCKETS, [strength, seed, "fixed"],
+                   [("noisy_latent", "LATENT")], api={"strength": strength, "seed": seed})
+    g.link(ckpt, 0, noise, "model", "MODEL")
+    g.link(latent_src, 0, noise, "latent", "LATENT")
+    den = g.node("SDEditSampler", (x, 600), (315, 214), SAMPLER_SOCKETS, list(SAMPLER_API.values()),
+                 [("latent", "LATENT"), ("trajectory", "LATENT")], api=dict(SAMPLER_API))
+    g.link(ckpt, 0, den, "model", "MODEL")
+    g.link(pos, 0, den, "positive", "CONDITIONING")
+    g.link(neg, 0, den, "negative", "CONDITIONING")
+    g.link(noise, 0, den, "noisy_latent", "LATENT")
+    return den
+
+
+def _finish(g, x, ckpt, latent_src, prefix):
+    dec = g.node("SDEditDecode", (x, 420), (230, 46), [("latent", "LATENT", False), ("vae", "VAE", False)], [],
+                 [("image", "IMAGE")])
+    g.link(latent_src, 0, dec, "latent", "LATENT")
+    g.link(ckpt, 2, dec, "vae", "VAE")
+    save = g.node("SaveImage", (x + 280, 420), (420, 460), [("images", "IMAGE", False),
+                                                            ("filename_prefix", "STRING", True)],
+                  [prefix], api={"filename_prefix": prefix})
+    g.link(dec, 0, save, "images", "IMAGE")
+
+
+def note(g, pos, size, title, text):
+    g.node("MarkdownNote", pos, size, [], [text], [], title, color="#432", bgcolor="#653")
+
+
+def strokes_graph() -> Graph:
+    g = Graph()
+    ckpt, pos, neg = _common(g, STROKES_PROMPT)
+    image = g.node("LoadImage", (0, 380), (315, 326), [("image", "COMBO", True), ("upload", "IMAGEUPLOAD", True)],
+                   [STROKES.name, "image"], [("IMAGE", "IMAGE"), ("MASK", "MASK")], api={"image": STROKES.name})
+    mask = g.node("LoadImageMask", (0, 760), (315, 318), [("image", "COMBO", True), ("channel", "COMBO", True),
+                                                         ("upload", "IMAGEUPLOAD", True)],
+                  [STROKES_MASK.name, "red", "image"], [("MASK", "MASK")],
+                  api={"image": STROKES_MASK.name, "channel": "red"})
+    enc = g.node("SDEditEncode", (370, 420), (260, 100), ENCODE_SOCKETS, [16, "pad"], [("latent", "LATENT")],
+                 api={"mask_feather": 16, "size_mode": "pad"})
+    g.link(image, 0, enc, "image", "IMAGE")
+    g.link(ckpt, 2, enc, "vae", "VAE")
+    g.link(mask, 0, enc, "mask", "MASK")
+    den = _round(g, 680, ckpt, pos, neg, enc, STROKE_STRENGTH, 0)
+    _finish(g, 1040, ckpt, den, "sdedit/strokes")
+    note(g, (370, 880), (600, 170), "Note: stroke painting to image",
+         "Paint flat colour strokes, mask what may change (white = edit; Load Image (as Mask), channel red), "
+         "and let SDEdit turn the strokes into a picture.\n\n**strength 0.5**: the SDEdit paper finds t0 between "
+         "0.3 and 0.6 balances realism and faithfulness to the strokes; lower keeps the strokes, higher "
+         "invents more.\n\nOutside the mask the output is the input, pixel for pixel (mask_feather blends the "
+         "edge over 16 pixels).")
+    return g
+
+
+def repeats_graph() -> Graph:
+    g = Graph()
+    ckpt, pos, neg = _common(g, POSITIVE)
+    image = g.node("LoadImage", (0, 380), (315, 326), [("image", "COMBO", True), ("upload", "IMAGEUPLOAD", True)],
+                   [SAMPLE.name, "image"], [("IMAGE", "IMAGE"), ("MASK", "MASK")], api={"image": SAMPLE.name})
+    enc = g.node("SDEditEncode", (370, 420), (260, 100), ENCODE_SOCKETS, [0, "pad"], [("latent", "LATENT")],
+                 api={"mask_feather": 0, "size_mode": "pad"})
+    g.link(image, 0, enc, "image", "IMAGE")
+    g.link(ckpt, 2, enc, "vae", "VAE")
+    latent = enc
+    for k in range(REPEATS):
+        latent = _round(g, 680 + 360 * k, ckpt, pos, neg, latent, REPEAT_STRENGTH, k)
+    _finish(g, 680 + 360 * REPEATS, ckpt, latent, "sdedit/repeats")
+    note(g, (370, 880), (600, 150), "Note: repeats (the paper's K = 3)",
+         "SDEdit's algorithm may repeat noise \u2192 denoise K times: each Add Noise re-noises the current result "
+         "(a new seed per round) and each Denoise removes it again. With a mask on Encode the kept part is "
+         "restored from the ORIGINAL image in every round.")
+    return g
+
+
+def edit_thumbnail(title: str, sub: str, left: Image.Image, left_caption: str, rounds: int,
+                   mask: Image.Image | None = None) -> Image.Image:
+    img, d = blank_thumbnail(title, sub)
+    picture(img, d, left, (16, 76, 240, 244), left_caption)
+    if mask is not None:
+        picture(img, d, mask, (272, 76, 496, 244), "Load Image (as Mask): white = edit")
+    else:
+        picture(img, d, noisy(left.convert("RGB").resize((112, 84)), 0.5, seed=1), (272, 76, 496, 244),
+                "Add Noise, strength 0.5")
+    y = 290
+    w = THUMB_SIZE[0]
+    boxes = ["1 \u00b7 Encode"] + ["2 \u00b7 Add Noise", "3 \u00b7 Denoise"] * rounds + ["4 \u00b7 Decode"]
+    bw = (w - 32 - 8 * (len(boxes) - 1)) / len(boxes)
+    for i, label in enumerate(boxes):
+        x0 = 16 + i * (bw + 8)
+        box(d, (int(x0), y, int(x0 + bw), y + 50), label.split(" \u00b7 ")[0], label.split(" \u00b7 ")[1],
+            step=int(label[0]))
+        if i:
+            arrow(d, (x0 - 8, y + 25), (x0 - 1, y + 25), width=2, head=4)
+    return img
+
+
+def edit_examples() -> list[Path]:
+    """Writes the stroke painting, its mask and the strokes and repeats examples; returns the paths written."""
+    strokes, mask = draw_strokes()
+    save_flat_png(strokes, STROKES)
+    mask.save(STROKES_MASK, format="PNG", optimize=True)
+    written = [STROKES, STROKES_MASK]
+    for name, graph, title, thumb in [
+        ("sdedit_strokes", strokes_graph(), "SDEdit strokes \u2192 picture",
+         edit_thumbnail("SDEdit  strokes to picture", "flat colour strokes, a mask, strength 0.5",
+                        strokes, "Load Image: stroke painting", 1, mask)),
+        ("sdedit_repeats", repeats_graph(), "SDEdit repeats (K = 3)",
+         edit_thumbnail("SDEdit  repeats  K = 3", "Add Noise, then Denoise, three times: a new seed each round",
+                        Image.open(SAMPLE), "Load Image", REPEATS)),
+    ]:
+        ui, api, jpg = EXAMPLES / f"{name}.json", API / f"{name}.json", EXAMPLES / f"{name}.jpg"
+        write_json(ui, graph.ui(WORKFLOW_IDS[name], title))
+        write_json(api, graph.api())
+        save_thumbnail(thumb, jpg)
+        written += [ui, api, jpg]
+    return written
