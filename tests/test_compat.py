@@ -26,11 +26,6 @@ HOST_VERSION = tuple(int(p) for p in comfyui_version.__version__.split(".")[:3])
 
 
 @pytest.fixture(scope="module")
-def model(sd15):
-    return sd15[0]
-
-
-@pytest.fixture(scope="module")
 def conds(sd15):
     encode = host_nodes.CLIPTextEncode().encode
     return encode(sd15[1], "a red house")[0], encode(sd15[1], "")[0]

@@ -19,11 +19,6 @@ STEPS, STRENGTH, SEED, CFG = 6, 0.6, 3, 5.0
 
 
 @pytest.fixture(scope="module")
-def model(sd15):
-    return sd15[0]
-
-
-@pytest.fixture(scope="module")
 def conds(sd15):
     encode = host_nodes.CLIPTextEncode().encode
     return (encode(sd15[1], "a lighthouse")[0], encode(sd15[1], "blurry")[0], encode(sd15[1], "")[0],
