@@ -156,6 +156,16 @@ def test_decode_refuses_a_picture_it_cannot_attribute_when_it_has_a_keep_region(
     assert "SDEdit 4 · Decode" in str(error.value) and "kept region" in str(error.value)
 
 
+def test_decode_undoes_the_padding_of_a_changed_unmasked_picture(model, conds, vae):
+    odd = image(2)[:, :60, :60]  # padded to 64 x 64 by Encode
+    out = denoise(model, conds, SDEditAddNoise.execute(model, SDEditEncode.execute(odd, vae)[0], 0.5, SEED)[0])[0]
+    changed = LatentMultiply.execute(out, 1.001)[0]
+    assert pictures.attribute(changed) == [None], "no record matches the changed row"
+    decoded = SDEditDecode.execute(changed, vae)[0]
+    assert decoded.shape == (1, 60, 60, 3), "the input's size, as for the unchanged latent"
+    torch.testing.assert_close(decoded, SDEditDecode.execute(out, vae)[0], rtol=0.02, atol=0.02)
+
+
 def test_the_message_names_the_nodes_between_from_the_prompt():
     prompt = {"1": {"class_type": "SDEditAddNoise", "inputs": {}},
               "2": {"class_type": "LatentMultiply", "inputs": {"samples": ["1", 0], "multiplier": 1.1}},
