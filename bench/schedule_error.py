@@ -21,7 +21,7 @@ import harness  # noqa: E402
 MU, TAU = 0.5, 0.8
 STRENGTHS = [round(0.1 * i, 1) for i in range(1, 10)]
 MODELS = ("eps", "flow")
-# The targets of issue 8: every scheduler within 1.25x of normal but these, per model.
+# The accuracy targets: every scheduler within 1.25x of normal but these, per model.
 EXEMPT = {"eps": {"linear_quadratic"}, "flow": {"karras", "exponential"}}
 WITHIN_NORMAL, NO_WORSE_THAN_TODAY = 1.25, 1.10
 

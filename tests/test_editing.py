@@ -1,6 +1,6 @@
-"""The Denoise node's sampler with the guide of Encode (nodes/denoise.py's ContinueFromNoisyLatent): no mask gives
+"""The Denoise node's sampler continuing from a noisy latent (nodes/denoise.py, ContinueFromNoisyLatent): no mask gives
 today's result bit for bit, and every host sampler matches the host's own, on the real host runtime with the tiny
-random-weight SD1.5 checkpoint. Masks: tests/test_masking.py; repeats: tests/test_guide.py; sizes:
+random-weight SD1.5 checkpoint. Masks: tests/test_masking.py; repeats and batches: tests/test_pictures.py; sizes:
 tests/test_image_size.py."""
 import comfy.sample
 import comfy.samplers
@@ -47,7 +47,7 @@ def test_no_mask_is_todays_result_bit_for_bit(model, conds, vae):
     assert torch.equal(decoded, vae.decode(today))
 
 
-# --- the sampler set up as the host sets it (issue 11) ------------------------------------------------
+# --- the sampler set up as the host sets it ----------------------------------------------------------
 
 # max relative difference to SamplerCustomAdvanced, measured over every sampler (4-step schedule,
 # strength 0.5, cfg 5): all are at most 4.5e-6 except heun (1.1e-5: its second model call compounds

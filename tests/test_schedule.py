@@ -1,4 +1,4 @@
-"""Schedules that keep each scheduler's spacing below the strength's noise level (issue 8), checked
+"""Schedules that keep each scheduler's spacing below the strength's noise level, checked
 against SDEdit's closed form on Gaussian data through the host's real sampler, plus the model-call minimum."""
 import math
 import sys

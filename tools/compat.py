@@ -21,7 +21,7 @@ import xml.etree.ElementTree as ET
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # The suites (space-separated test files in COMPAT_NODE_SUITE / COMPAT_SERVER_SUITE override them).
 NODE_SUITE = os.environ.get("COMPAT_NODE_SUITE", "").split() or [
-    "tests/test_maths.py", "tests/test_nodes.py", "tests/test_sdedit_gaussian.py",
+    "tests/test_sdedit_math.py", "tests/test_nodes.py", "tests/test_sdedit_gaussian.py",
     "tests/test_diffusers_parity.py", "tests/test_packaging.py", "tests/test_compat.py"]
 SERVER_SUITE = os.environ.get("COMPAT_SERVER_SUITE", "").split() or [
     "tests/test_server.py", "tests/test_compat_server.py", "tests/test_install.py"]
