@@ -17,6 +17,8 @@ CONTRACT = {
     "SDEditAddNoise": ("SDEdit 2 · Add Noise", ["model", "latent", "strength", "seed"], ["noisy_latent"]),
     "SDEditSampler": ("SDEdit 3 · Denoise", ["model", "positive", "negative", "noisy_latent", "steps", "cfg",
                                              "sampler_name", "scheduler", "step_mode"], ["latent", "trajectory"]),
+    "SDEditSamplerCustom": ("SDEdit 3 · Denoise (Custom)", ["guider", "sampler", "noisy_latent", "steps", "scheduler",
+                                                            "step_mode"], ["latent", "trajectory", "sigmas"]),
     "SDEditDecode": ("SDEdit 4 · Decode", ["latent", "vae"], ["image"]),
     "SDEditStrengthSweep": ("SDEdit · Strength Sweep", ["image", "model", "vae", "positive", "negative", "strengths",
                                                         "seed", "steps", "cfg", "sampler_name", "scheduler",
