@@ -154,7 +154,7 @@ def keep_masks(latent: dict, records, rows: list) -> torch.Tensor | None:
     if host is not None:
         geometry = next((r.geometry for r in records if r.geometry is not None), None)
         host = mask_in_working_frame(host, geometry)
-        if host.shape[0] == 1 or len(rows) == len(records) and host.shape[0] == len(records):
+        if host.shape[0] == 1 or len(rows) == len(records):  # the host fits it to the batch (and to video frames)
             return host
         return comfy.utils.repeat_to_batch_size(host, len(records))[rows]
     own = [records[i].working_mask for i in rows]
