@@ -75,18 +75,19 @@ class Worker:
         self.prompt_seconds = 0.0
         (self.base / "input" / local).write_bytes(row["data"])
         try:
+            restart = not self.server.alive()  # it died between images
             for attempt in range(SERVER_RESTARTS + 1):
-                if not self.server.alive():
+                if restart:
                     self._start()
                     result["server_restarts"] += 1
                 try:
                     result.update(self._run(prompt))
                     break
                 except Exception as error:  # the server's state decides: retry or report
-                    if self.server.alive():
+                    if self._still_serving():
                         result["error"] = f"{type(error).__name__}: {error}"
-                        self.server.request("POST", "/interrupt")  # e.g. a timeout: the next image must not wait
                         break
+                    restart = True
                     result["error"] = f"the ComfyUI server died while running it ({attempt + 1} times)"
                     print(f"[batch worker {self.worker_id}] server died during {name}; restarting it",
                           file=sys.stderr, flush=True)
@@ -97,6 +98,18 @@ class Worker:
         result["call_ended"] = time.time()
         result["error"] = result["error"].replace(str(self.base / "input" / local), name)  # the user's name for it
         return result
+
+    def _still_serving(self) -> bool:
+        """After a prompt failed: True where the server answers (and is told to drop the prompt, e.g. after a
+        timeout, so the next image does not wait); False where it died. A killed server can look alive for a
+        moment while the kernel tears it down, so a refused connection counts as dead."""
+        if not self.server.alive():
+            return False
+        try:
+            self.server.request("POST", "/interrupt")
+            return True
+        except OSError:  # urllib's URLError included
+            return False
 
     def _run(self, prompt: dict) -> dict:
         posted = time.monotonic()
