@@ -2,7 +2,7 @@
 import comfy.utils
 import torch
 
-from . import checks, pictures
+from . import checks, pictures, regions
 from .common import CATEGORY, io
 from .image_size import from_working, mask_in_output_frame, to_output_frame
 from .masking import composite
@@ -15,6 +15,10 @@ def edit_mask(record, host_mask, row: int):
     """The edit mask over the picture Decode returns: a host noise_mask set since Encode, else Encode's own."""
     g = record.geometry
     if host_mask is not None:
+        if record.region is not None:
+            raise ValueError(f"{NODE}: input 'latent' holds crops made by SDEdit 1 · Encode's crop_to_mask and a "
+                             "noise mask set since Encode (Set Latent Noise Mask, ...), which is drawn over the "
+                             "whole picture, not the crops. Fix: give the mask to Encode instead.")
         frames = record.pixels.shape[0]
         rows = host_mask.reshape(-1, 1, *host_mask.shape[-2:])
         if rows.shape[0] > 1:
@@ -92,10 +96,20 @@ class SDEditDecode(io.ComfyNode):
             return io.NodeOutput(images)  # not from Encode, or resized since: nothing to undo
         host_mask = pictures.host_mask(latent, records)
         per_row = images.shape[0] // len(records)
-        out = []
+        out, whole = [], None  # whole: [slot in out, source, regions stitched] of the picture being stitched
         for i, record in enumerate(records):
             frames = images[i * per_row:(i + 1) * per_row]
-            out.append(picture_out(frames, record, host_mask, i) if fits[i] else frames)
+            piece = picture_out(frames, record, host_mask, i) if fits[i] else frames
+            region = record.region if fits[i] else None
+            if region is None:
+                out.append(piece)
+                continue
+            # A picture's crops follow each other; a repeat (Repeat Latent Batch) starts the picture again.
+            if whole is None or whole[1] != region.source or region.index in whole[2]:
+                whole = [len(out), region.source, set()]
+                out.append(record.whole.to(piece.device, piece.dtype))
+            out[whole[0]] = regions.stitch(out[whole[0]], piece, record.mask, region)
+            whole[2].add(region.index)
         if len({tuple(o.shape[1:]) for o in out}) > 1:
             raise ValueError(f"{NODE}: input 'latent' holds pictures of different sizes "
                              f"({', '.join(sorted({f'{o.shape[2]}x{o.shape[1]}' for o in out}))}), which cannot "

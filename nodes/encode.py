@@ -1,6 +1,10 @@
 """SDEdit 1 · Encode: the VAE encodes the image to a latent (the paper's first step)."""
 
-from . import checks, pictures
+import dataclasses
+
+import torch
+
+from . import checks, pictures, regions
 from .common import CATEGORY, io
 from .vae_passes import encode_pixels
 from .image_size import SIZE_MODES, mask_to_working, to_working, working_geometry
@@ -37,7 +41,22 @@ class SDEditEncode(io.ComfyNode):
                                tooltip="Sides that are not a multiple of the VAE's factor (8): pad "
                                        "(edge-replicated, Decode returns the input's size), crop (centre crop, "
                                        "the output is smaller) or resize (Lanczos to the nearest multiple, "
-                                       "Decode returns the input's size)."),
+                                       "Decode returns the input's size). Not used with crop_to_mask."),
+                io.Boolean.Input("crop_to_mask", default=False, optional=True,
+                                 tooltip="Edit only around the mask, at the model's own resolution: each masked "
+                                         "region plus its context is cut out, scaled to crop_size and encoded; "
+                                         "Decode scales the result back and stitches it into the picture, whose "
+                                         "other pixels never go through the VAE. Separate regions are edited "
+                                         "together in one batch. Needs a mask."),
+                io.Int.Input("crop_size", default=512, min=64, max=4096, step=8, optional=True,
+                             tooltip="crop_to_mask: the long side, in pixels, of each crop as the model sees "
+                                     "it: 512 for SD1.5, 768 for SD2, 1024 for SDXL, SD3 and Flux."),
+                io.Int.Input("crop_padding", default=32, min=0, max=4096, optional=True,
+                             tooltip="crop_to_mask: pixels of context added on every side of each region's box "
+                                     "(after crop_factor), so the model sees what surrounds the edit."),
+                io.Float.Input("crop_factor", default=1.5, min=1.0, max=10.0, step=0.1, optional=True,
+                               tooltip="crop_to_mask: each region's box is first scaled by this about its centre "
+                                       "(1 = the mask's own box; 3 = three times as wide and high)."),
             ],
             outputs=[
                 io.Latent.Output("latent", display_name="latent",
@@ -50,16 +69,54 @@ class SDEditEncode(io.ComfyNode):
         return checks.first_problem(checks.choice(NODE, "size_mode", size_mode, SIZE_MODES, "the size modes"))
 
     @classmethod
-    def execute(cls, image, vae, mask=None, mask_feather=0, size_mode="pad") -> io.NodeOutput:
+    def execute(cls, image, vae, mask=None, mask_feather=0, size_mode="pad", crop_to_mask=False, crop_size=512,
+                crop_padding=32, crop_factor=1.5) -> io.NodeOutput:
         checks.refuse(checks.image(NODE, "image", image))
         pixels = image[:, :, :, :3]
+        edit_mask = None
+        if mask is not None:
+            edit_mask = feather(fit_mask(mask, pixels.shape[0], pixels.shape[1], pixels.shape[2], NODE, "mask"),
+                                mask_feather)
+        if crop_to_mask:
+            return io.NodeOutput(encode_regions(vae, pixels, edit_mask, crop_size, crop_padding, crop_factor))
         g = working_geometry(pixels.shape[1], pixels.shape[2], vae_factor(vae), size_mode)
         samples = encode_pixels(vae, to_working(pixels, g))
         out = {}
-        edit_mask = working_mask = None
-        if mask is not None:
-            edit_mask = feather(fit_mask(mask, pixels.shape[0], g.height, g.width, NODE, "mask"), mask_feather)
+        working_mask = None
+        if edit_mask is not None:
             working_mask = mask_to_working(edit_mask, g).unsqueeze(1)
             out["noise_mask"] = working_mask  # the host's own key: its samplers mask by it
         records = pictures.from_encode(samples, pixels, edit_mask, working_mask, g)
         return io.NodeOutput(pictures.attach(out, samples, records))
+
+
+def encode_regions(vae, pixels: torch.Tensor, edit_mask, size: int, padding: int, factor: float) -> dict:
+    """crop_to_mask: one latent row per region of each picture (nodes/regions.py), all of one working size."""
+    if edit_mask is None:
+        raise ValueError(f"{NODE}: crop_to_mask is on but input 'mask' is not connected, so there is no region to "
+                         "crop. Fix: connect a MASK (Load Image's mask, the mask editor), or turn crop_to_mask off.")
+    if getattr(vae, "latent_dim", 2) != 2:
+        raise ValueError(f"{NODE}: crop_to_mask works on pictures, and input 'vae' is a video VAE. Fix: turn "
+                         "crop_to_mask off for video.")
+    masks = edit_mask.expand(pixels.shape[0], *edit_mask.shape[1:])
+    sources = [f"{i}:{pictures.fingerprint(pixels[i])}" for i in range(pixels.shape[0])]
+    work, found = regions.regions_of_batch(masks, sources, factor, padding, size, vae_factor(vae))
+    empty = [i + 1 for i, crops in enumerate(found) if not crops]
+    if empty:
+        which = f"picture {empty[0]}" if len(empty) == 1 else f"pictures {', '.join(map(str, empty[:8]))}"
+        raise ValueError(f"{NODE}: input 'mask' is empty for {which} of {pixels.shape[0]} (no pixel above 0), so "
+                         "crop_to_mask has nothing to crop. Fix: paint the part to edit, or turn crop_to_mask off "
+                         "(an empty mask then keeps the whole picture).")
+    records, crops, working_masks = [], [], []
+    for i, picture_regions in enumerate(found):
+        for region, own in picture_regions:
+            g = region.geometry(*work)
+            crop, crop_mask = regions.cut(pixels[i:i + 1], region), regions.cut(own[None], region)
+            working_mask = mask_to_working(crop_mask, g).unsqueeze(1)
+            crops.append(to_working(crop, g))
+            working_masks.append(working_mask)
+            records.append(pictures.Picture(row="", clean=None, pixels=crop, mask=crop_mask, working_mask=working_mask,
+                                            geometry=g, region=region, whole=pixels[i:i + 1]))
+    samples = encode_pixels(vae, torch.cat(crops))
+    records = [dataclasses.replace(r, clean=samples[j]) for j, r in enumerate(records)]
+    return pictures.attach({"noise_mask": torch.cat(working_masks)}, samples, records)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .image_size import Geometry
+from .regions import Region
 
 KEY = "sdedit_pictures"
 
@@ -35,6 +36,8 @@ class Picture:
     seed: int | None = None                   # ancestral and SDE samplers draw their fresh noise from it
     noise_kind: str = ""                      # how the model added the noise (checks.noise_kind)
     noise: torch.Tensor | None = None         # the noise Add Noise drew for this row: the keep region's noise
+    region: Region | None = None              # crop_to_mask: where this row's crop lies in the whole picture
+    whole: torch.Tensor | None = None         # crop_to_mask: the whole picture (1, h, w, 3) it is stitched into
 
     @property
     def level(self) -> tuple:
