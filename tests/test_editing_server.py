@@ -1,4 +1,5 @@
-"""The editing examples (strokes under a mask, repeats K = 3) run through a real `main.py --cpu` server."""
+"""The editing examples (strokes under a mask, repeats K = 3, a small region of a big picture) run through a real
+`main.py --cpu` server."""
 import json
 
 import numpy as np
@@ -9,7 +10,9 @@ from PIL import Image
 EXAMPLES = REPO / "example_workflows"
 STROKES = EXAMPLES / "input" / "sdedit_strokes.png"
 STROKES_MASK = EXAMPLES / "input" / "sdedit_strokes_mask.png"
-NAMES = ["sdedit_strokes", "sdedit_repeats"]
+REGION = EXAMPLES / "input" / "sdedit_region.png"
+REGION_MASK = EXAMPLES / "input" / "sdedit_region_mask.png"
+NAMES = ["sdedit_strokes", "sdedit_repeats", "sdedit_region"]
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +20,7 @@ def server(tmp_path_factory, checkpoint_path):
     """As conftest's server, with the stroke painting and its mask in the input folder too."""
     from harness import ComfyServer, prepare_workspace
     base = prepare_workspace(tmp_path_factory.mktemp("comfyui"), checkpoint_path,
-                             [SAMPLE_IMAGE, STROKES, STROKES_MASK])
+                             [SAMPLE_IMAGE, STROKES, STROKES_MASK, REGION, REGION_MASK])
     with ComfyServer(COMFYUI, base) as running:
         yield running
 
@@ -55,6 +58,18 @@ def test_the_repeats_example_runs_three_rounds_and_keeps_the_size(server, checkp
     out = run(server, prompt)
     width, height = Image.open(SAMPLE_IMAGE).size
     assert out.shape == (height, width, 3) and out.std() > 1.0
+
+
+def test_the_region_example_edits_the_small_mask_and_keeps_the_big_rest(server, checkpoint_path):
+    prompt = prompt_of("sdedit_region", checkpoint_path)
+    [encode] = [n for n in prompt.values() if n["class_type"] == "SDEditEncode"]
+    assert encode["inputs"]["crop_to_mask"] is True and encode["inputs"]["crop_size"] == 512
+    out = run(server, prompt)
+    source = np.asarray(Image.open(REGION).convert("RGB"), dtype=np.int16)
+    assert out.shape == source.shape == (1536, 2048, 3)
+    mask = np.asarray(Image.open(REGION_MASK).convert("L")) > 0
+    assert mask.sum() < 128 * 128 and np.array_equal(out[~mask], source[~mask]), "outside the mask: the input"
+    assert np.abs(out[mask] - source[mask]).mean() > 5, "the masked apple was edited"
 
 
 @pytest.mark.parametrize("name", NAMES)

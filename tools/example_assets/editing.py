@@ -20,9 +20,17 @@ STROKES_PROMPT = "a photo of a mountain lake at sunset, pine trees, snowy peaks,
 STROKE_STRENGTH = 0.5  # SDEdit paper, Sec. 3 / Fig. 3: t0 in [0.3, 0.6] balances realism and faithfulness
 REPEATS = 3  # the paper's K
 REPEAT_STRENGTH = 0.5
+REGION = INPUT / "sdedit_region.png"
+REGION_MASK = INPUT / "sdedit_region_mask.png"
+REGION_SIZE = (2048, 1536)  # a big picture ...
+REGION_BOX = (1180, 880, 1308, 1008)  # ... and a 128 x 128 part of it to edit
+REGION_PROMPT = "a shiny red apple on a wooden table, photo, detailed"
+REGION_STRENGTH = 0.6
+REGION_CROP = {"crop_to_mask": True, "crop_size": 512, "crop_padding": 32, "crop_factor": 1.5}
 # The UI workflows' ids, one per example.
 WORKFLOW_IDS = {"sdedit_strokes": "6b1f4c2e-3a5d-4e7f-8a9b-0c1d2e3f4a51",
-                "sdedit_repeats": "7c2a5d3f-4b6e-4f80-9bac-1d2e3f4a5b62"}
+                "sdedit_repeats": "7c2a5d3f-4b6e-4f80-9bac-1d2e3f4a5b62",
+                "sdedit_region": "8d3b6e40-5c7f-4091-9cbd-2e3f4a5b6c73"}
 
 
 def draw_strokes() -> tuple[Image.Image, Image.Image]:
@@ -49,6 +57,27 @@ def draw_strokes() -> tuple[Image.Image, Image.Image]:
     md = ImageDraw.Draw(mask)
     md.rectangle((14, 14, w - 15, h - 15), fill=255)
     md.rectangle((w - 96, h - 42, w - 15, h - 15), fill=0)
+    return img, mask
+
+
+def draw_region() -> tuple[Image.Image, Image.Image]:
+    """A big flat picture (a table top by a window) with a small apple on it, and a mask of just the apple."""
+    w, h = REGION_SIZE
+    img = Image.new("RGB", (w, h), (196, 206, 214))
+    d = ImageDraw.Draw(img)
+    d.rectangle((0, 0, w, 700), fill=(222, 228, 232))                         # the wall
+    d.rectangle((200, 90, 900, 620), fill=(150, 190, 230))                    # the window
+    d.line([(550, 90), (550, 620)], fill=(240, 240, 240), width=16)
+    d.line([(200, 355), (900, 355)], fill=(240, 240, 240), width=16)
+    d.rectangle((0, 700, w, h), fill=(150, 104, 64))                          # the table
+    for y in range(760, h, 90):                                               # its boards
+        d.line([(0, y), (w, y + 6)], fill=(128, 86, 52), width=6)
+    d.rectangle((1500, 420, 1700, 900), fill=(90, 120, 150))                  # a vase
+    x0, y0, x1, y1 = REGION_BOX
+    d.ellipse((x0 + 10, y0 + 14, x1 - 10, y1 - 6), fill=(200, 40, 36))       # the apple
+    d.line([(x0 + 64, y0 + 18), (x0 + 70, y0 + 2)], fill=(80, 50, 20), width=6)
+    mask = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(mask).ellipse(REGION_BOX, fill=255)
     return img, mask
 
 
@@ -133,6 +162,8 @@ def _common(g: Graph, positive: str) -> tuple[int, int, int]:
 
 ENCODE_SOCKETS = [("image", "IMAGE", False), ("vae", "VAE", False), ("mask", "MASK", False),
                   ("mask_feather", "INT", True), ("size_mode", "COMBO", True)]
+CROP_SOCKETS = [("crop_to_mask", "BOOLEAN", True), ("crop_size", "INT", True), ("crop_padding", "INT", True),
+                ("crop_factor", "FLOAT", True)]
 NOISE_SOCKETS = [("model", "MODEL", False), ("latent", "LATENT", False), ("strength", "FLOAT", True),
                  ("seed", "INT", True)]
 SAMPLER_SOCKETS = [("model", "MODEL", False), ("positive", "CONDITIONING", False),
@@ -196,6 +227,32 @@ def strokes_graph() -> Graph:
     return g
 
 
+def region_graph() -> Graph:
+    g = Graph()
+    ckpt, pos, neg = _common(g, REGION_PROMPT)
+    image = g.node("LoadImage", (0, 380), (315, 326), [("image", "COMBO", True), ("upload", "IMAGEUPLOAD", True)],
+                   [REGION.name, "image"], [("IMAGE", "IMAGE"), ("MASK", "MASK")], api={"image": REGION.name})
+    mask = g.node("LoadImageMask", (0, 760), (315, 318), [("image", "COMBO", True), ("channel", "COMBO", True),
+                                                         ("upload", "IMAGEUPLOAD", True)],
+                  [REGION_MASK.name, "red", "image"], [("MASK", "MASK")],
+                  api={"image": REGION_MASK.name, "channel": "red"})
+    enc = g.node("SDEditEncode", (370, 420), (260, 200), ENCODE_SOCKETS + CROP_SOCKETS,
+                 [8, "pad", *REGION_CROP.values()], [("latent", "LATENT")],
+                 api={"mask_feather": 8, "size_mode": "pad", **REGION_CROP})
+    g.link(image, 0, enc, "image", "IMAGE")
+    g.link(ckpt, 2, enc, "vae", "VAE")
+    g.link(mask, 0, enc, "mask", "MASK")
+    den = _round(g, 680, ckpt, pos, neg, enc, REGION_STRENGTH, 0)
+    _finish(g, 1040, ckpt, den, "sdedit/region")
+    note(g, (370, 880), (600, 190), "Note: edit a small part of a big picture",
+         "A 2048 x 1536 picture and a mask of one 128 x 128 apple. **crop_to_mask** on Encode cuts the apple out "
+         "with context around it (crop_factor 1.5, then crop_padding 32 px), scales that crop to **crop_size** "
+         "512 (the size SD1.5 draws best at) and edits only it; Decode scales it back and stitches it in.\n\n"
+         "The model sees a 64 x 64 latent instead of 256 x 192, and the rest of the picture never goes through "
+         "the VAE: outside the mask the output is the input, pixel for pixel. Use 1024 for SDXL, SD3 or Flux.")
+    return g
+
+
 def repeats_graph() -> Graph:
     g = Graph()
     ckpt, pos, neg = _common(g, POSITIVE)
@@ -243,7 +300,10 @@ def edit_examples() -> list[Path]:
     strokes, mask = draw_strokes()
     save_flat_png(strokes, STROKES)
     mask.save(STROKES_MASK, format="PNG", optimize=True)
-    written = [STROKES, STROKES_MASK]
+    region, region_mask = draw_region()
+    save_flat_png(region, REGION)
+    region_mask.save(REGION_MASK, format="PNG", optimize=True)
+    written = [STROKES, STROKES_MASK, REGION, REGION_MASK]
     for name, graph, title, thumb in [
         ("sdedit_strokes", strokes_graph(), "SDEdit strokes \u2192 picture",
          edit_thumbnail("SDEdit  strokes to picture", "flat colour strokes, a mask, strength 0.5",
@@ -251,6 +311,9 @@ def edit_examples() -> list[Path]:
         ("sdedit_repeats", repeats_graph(), "SDEdit repeats (K = 3)",
          edit_thumbnail("SDEdit  repeats  K = 3", "Add Noise, then Denoise, three times: a new seed each round",
                         Image.open(SAMPLE), "Load Image", REPEATS)),
+        ("sdedit_region", region_graph(), "SDEdit a small region of a big picture",
+         edit_thumbnail("SDEdit  region at the model's size", "2048 x 1536 picture, 128 x 128 mask, crop_to_mask",
+                        region, "Load Image: 2048 x 1536", 1, region_mask)),
     ]:
         ui, api, jpg = EXAMPLES / f"{name}.json", API / f"{name}.json", EXAMPLES / f"{name}.jpg"
         write_json(ui, graph.ui(WORKFLOW_IDS[name], title))
