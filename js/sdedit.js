@@ -100,10 +100,50 @@ export async function stepLine(node) {
              title: `${title}; σ on ${plan.schedule}'s noise schedule: ${plan.reason}` };
 }
 
-function addStepLine(node) {
+// --- Encode's crop_to_mask: what will be cropped, from the backend's rule on the files the loaders read ---
+
+const crops = new Map();  // query -> the backend's answer (or a pending promise)
+
+/** The Load Image (or Load Image (as Mask)) whose output reaches `node`'s input `name` directly or through
+ *  reroutes only: a node that changes the picture on the way would make the answer wrong. */
+function loaderOf(node, name, types) {
+    return upstream(node, name, "*", (n) => types.includes(typeOf(n)), (n) => !types.includes(typeOf(n)) &&
+                    !String(typeOf(n)).includes("Reroute"));
+}
+
+/** {text, title} of the line for an Encode node. */
+export async function cropLine(node) {
+    const title = "What SDEdit 1 · Encode will crop (crop_to_mask)";
+    if (!widget(node, "crop_to_mask")?.value) return { text: "edits the whole picture (crop_to_mask off)", title };
+    const size = Number(widget(node, "crop_size")?.value);
+    const general = { text: `crops each masked region to ${size} px (long side); sizes known when run`, title };
+    const image = loaderOf(node, "image", ["LoadImage"]);
+    const maskNode = loaderOf(node, "mask", ["LoadImage", "LoadImageMask"]);
+    if (!image || !maskNode || isWired(image, "image")) return general;
+    const query = new URLSearchParams({ image: widget(image, "image")?.value ?? "", mask_from: typeOf(maskNode),
+                                        crop_size: String(size),
+                                        crop_padding: String(widget(node, "crop_padding")?.value),
+                                        crop_factor: String(widget(node, "crop_factor")?.value) });
+    if (typeOf(maskNode) === "LoadImageMask") {
+        query.set("mask_image", widget(maskNode, "image")?.value ?? "");
+        query.set("channel", widget(maskNode, "channel")?.value ?? "alpha");
+    } else if (maskNode !== image) return general;
+    const key = query.toString();
+    if (!crops.has(key)) crops.set(key, api.fetchApi(`/sdedit/crop_plan?${key}`).then((r) => r.json()));
+    const plan = await crops.get(key);
+    if (plan.error) return { text: `cannot plan the crops: ${plan.error}`, title };
+    if (!plan.crops.length) return { text: "the mask is empty: nothing to crop", title };
+    const [w, h] = plan.work;
+    const sizes = plan.crops.map(([cw, ch]) => `${cw}×${ch}`).join(", ");
+    const n = plan.crops.length;
+    return { text: `crops ${n} region${n > 1 ? "s" : ""} (${sizes} px) → ${w}×${h} (latent ${w / 8}×${h / 8})`,
+             title: `${title}; picture ${plan.picture[0]}×${plan.picture[1]} px, VAE factor 8 assumed` };
+}
+
+function addStepLine(node, compute = stepLine, tip = "What SDEdit 3 · Denoise will run") {
     const line = document.createElement("div");
     line.className = "sdedit-step-line";
-    line.title = "What SDEdit 3 · Denoise will run";
+    line.title = tip;
     Object.assign(line.style, { font: "12px sans-serif", padding: "2px 6px", color: "#e8f5e9",
                                 whiteSpace: "nowrap", overflow: "hidden", textOverflow: "ellipsis" });
     line.textContent = "…";
@@ -112,7 +152,7 @@ function addStepLine(node) {
     w.computeSize = (width) => [width, 26];
     let shown = "";
     node.sdeditRefresh = async () => {
-        const { text, title } = await stepLine(node);
+        const { text, title } = await compute(node);
         if (text !== shown) line.textContent = shown = text;
         if (line.title !== title) line.title = title;
     };
@@ -178,10 +218,11 @@ app.registerExtension({
         const colours = STEP_COLOURS[typeOf(node)];
         if (colours) Object.assign(node, colours);
         if (DENOISE_TYPES.includes(typeOf(node))) addStepLine(node);
+        if (typeOf(node) === "SDEditEncode") addStepLine(node, cropLine, "What SDEdit 1 · Encode will crop");
     },
     loadedGraphNode(node) {
-        // A saved workflow keeps the node's old size: make room for the step line.
-        if (!DENOISE_TYPES.includes(typeOf(node))) return;
+        // A saved workflow keeps the node's old size: make room for the line.
+        if (!DENOISE_TYPES.includes(typeOf(node)) && typeOf(node) !== "SDEditEncode") return;
         const height = node.computeSize()[1] + 8;
         if (node.size[1] < height) node.setSize([node.size[0], height]);
     },

@@ -124,6 +124,67 @@ async def step_plan_route(request: web.Request) -> web.Response:
         return web.json_response({"error": str(error)}, status=400)
 
 
+
+# --- crop_to_mask: what SDEdit 1 · Encode will crop -------------------------------------------------------
+# The canvas names the files Load Image / Load Image (as Mask) read; the host's own loader nodes read them
+# here, and regions.regions_of_batch (Encode's rule) answers. The VAE factor is assumed 8 (SD-type VAEs).
+
+CROP_ROUTE = "/sdedit/crop_plan"
+_pictures = {}  # (kind, name, channel, mtime) -> (image, mask) from the host's loaders
+
+
+def _load(kind: str, name: str, channel: str = "alpha"):
+    import nodes as host_nodes
+    if not folder_paths.exists_annotated_filepath(name):
+        raise ValueError(f"{name} is not in the input folder")
+    key = (kind, name, channel, os.stat(folder_paths.get_annotated_filepath(name)).st_mtime_ns)
+    if key not in _pictures:
+        if kind == "LoadImageMask":
+            _pictures[key] = (None, host_nodes.LoadImageMask().load_image(name, channel)[0])
+        else:
+            _pictures[key] = host_nodes.LoadImage().load_image(name)[:2]
+        while len(_pictures) > 8:
+            _pictures.pop(next(iter(_pictures)))
+    return _pictures[key]
+
+
+def crop_answer(image: str, mask_from: str, mask_image: str | None, channel: str, size: int, padding: int,
+                factor: float) -> dict:
+    from .masking import fit_mask
+    from .regions import regions_of_batch
+    pixels, mask = _load("LoadImage", image)
+    if mask_from == "LoadImageMask":
+        mask = _load("LoadImageMask", mask_image or "", channel)[1]
+    height, width = pixels.shape[1:3]
+    mask = fit_mask(mask, 1, height, width, "SDEdit 1 · Encode", "mask")
+    (work_h, work_w), (found,) = regions_of_batch(mask, ["canvas"], factor, padding, size, 8)
+    return {"picture": [width, height], "work": [work_w, work_h],
+            "crops": [[region.width, region.height] for region, _ in found]}
+
+
+def parse_crop(query) -> tuple:
+    try:
+        size, padding, factor = int(query.get("crop_size", "")), int(query.get("crop_padding", "")), \
+            float(query.get("crop_factor", ""))
+    except ValueError:
+        raise ValueError("give crop_size, crop_padding (integers) and crop_factor as query parameters") from None
+    mask_from = query.get("mask_from", "LoadImage")
+    if mask_from not in ("LoadImage", "LoadImageMask"):
+        raise ValueError(f"mask_from must be LoadImage or LoadImageMask, got {mask_from!r}")
+    if not (64 <= size <= 4096 and 0 <= padding and math.isfinite(factor) and factor >= 1.0):
+        raise ValueError("crop_size must be 64-4096, crop_padding at least 0 and crop_factor at least 1")
+    return (query.get("image", ""), mask_from, query.get("mask_image"), query.get("channel", "alpha"), size,
+            padding, factor)
+
+
+async def crop_plan_route(request: web.Request) -> web.Response:
+    try:
+        return web.json_response(crop_answer(*parse_crop(request.query)))
+    except (ValueError, OSError) as error:  # OSError: a file Pillow cannot read
+        return web.json_response({"error": str(error)}, status=400)
+
+
 def register(server) -> None:
-    """Adds the route to the host's PromptServer (whose routes are mounted after custom nodes load)."""
+    """Adds the routes to the host's PromptServer (whose routes are mounted after custom nodes load)."""
     server.routes.get(ROUTE)(step_plan_route)
+    server.routes.get(CROP_ROUTE)(crop_plan_route)

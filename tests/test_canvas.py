@@ -355,6 +355,18 @@ def test_every_example_loads_from_the_template_browser_and_runs(canvas, example)
         .map(n => { const w = n.widgets.find(w => w.name === 'image'); const v = w.options.values;
                     return [w.value, (typeof v === 'function' ? v() : v).includes(w.value)]; })""")
     assert pictures and all(offered for _, offered in pictures), pictures
+    if example == "sdedit_region":  # Encode's line: the crop the backend's rule makes from the loaded files
+        [encode] = [n for n in ui["nodes"] if n["type"] == "SDEditEncode"]
+        plan = server.get("/sdedit/crop_plan?image=sdedit_region.png&mask_from=LoadImageMask&mask_image="
+                          "sdedit_region_mask.png&channel=red&crop_size=512&crop_padding=32&crop_factor=1.5")
+        [(width, height)] = plan["crops"]
+        assert plan["work"] == [512, 512] and plan["picture"] == [2048, 1536], plan
+        wait_for_line(page, encode["id"], f"crops 1 region ({width}×{height} px) → 512×512 (latent 64×64)")
+        page.evaluate("id => { app.graph.getNodeById(id).widgets.find(w => w.name === 'crop_to_mask').value = false; }",
+                      encode["id"])
+        wait_for_line(page, encode["id"], "edits the whole picture (crop_to_mask off)")
+        page.evaluate("id => { app.graph.getNodeById(id).widgets.find(w => w.name === 'crop_to_mask').value = true; }",
+                      encode["id"])
     if example == "sdedit_img2img":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"example-{frontend}.png"))

@@ -185,3 +185,27 @@ def test_off_is_todays_result(model, conds, vae):
     off = SDEditEncode.execute(image, vae, mask=mask, crop_to_mask=False, crop_size=128)[0]
     assert torch.equal(today["samples"], off["samples"]) and torch.equal(today["noise_mask"], off["noise_mask"])
     assert all(r.region is None for r in off["sdedit_pictures"])
+
+
+def test_the_canvas_route_answers_with_encodes_own_crops(vae, tmp_path):
+    import shutil
+
+    import folder_paths
+    from conftest import REPO
+    from sdedit_img2img.nodes import routes
+    for name in ("sdedit_region.png", "sdedit_region_mask.png"):
+        shutil.copy(REPO / "example_workflows" / "input" / name, tmp_path / name)
+    before = folder_paths.get_input_directory()
+    folder_paths.set_input_directory(str(tmp_path))
+    try:
+        plan = routes.crop_answer("sdedit_region.png", "LoadImageMask", "sdedit_region_mask.png", "red", 384, 20, 1.2)
+        image = host_nodes.LoadImage().load_image("sdedit_region.png")[0]
+        mask = host_nodes.LoadImageMask().load_image("sdedit_region_mask.png", "red")[0]
+        with pytest.raises(ValueError, match="not in the input folder"):
+            routes.crop_answer("missing.png", "LoadImage", None, "alpha", 512, 32, 1.5)
+    finally:
+        folder_paths.set_input_directory(before)
+    latent = SDEditEncode.execute(image, vae, mask=mask, crop_to_mask=True, crop_size=384, crop_padding=20,
+                                  crop_factor=1.2)[0]
+    assert plan["crops"] == [[r.region.width, r.region.height] for r in latent["sdedit_pictures"]]
+    assert plan["work"] == [latent["samples"].shape[-1] * 8, latent["samples"].shape[-2] * 8]
