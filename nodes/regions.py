@@ -18,6 +18,8 @@ Rules, in order:
 """
 from dataclasses import dataclass
 
+import numpy as np
+import scipy.ndimage  # a requirement of ComfyUI itself (its mask nodes use it)
 import torch
 import torch.nn.functional as F
 
@@ -51,25 +53,13 @@ def label_cells(mask: torch.Tensor, cell: int) -> torch.Tensor:
     """(h, w) mask -> (ceil(h/cell), ceil(w/cell)) int grid: 0 where no pixel of the cell is above 0, else
     1..n, one number per 8-connected part, numbered in reading order of their first cell."""
     occupied = F.max_pool2d((mask > 0).float()[None, None], cell, ceil_mode=True)[0, 0] > 0
-    ids = torch.arange(1, occupied.numel() + 1, dtype=torch.float64).view(occupied.shape)
-    labels = torch.where(occupied, ids, torch.zeros_like(ids))
-    while True:  # every cell takes its neighbours' largest number until each part has one number
-        grown = F.max_pool2d(labels[None, None], 3, stride=1, padding=1)[0, 0]
-        grown = torch.where(occupied, grown, torch.zeros_like(grown))
-        if torch.equal(grown, labels):
-            break
-        labels = grown
-    out = torch.zeros(labels.shape, dtype=torch.int64)
-    for number, value in enumerate(dict.fromkeys(v for v in labels.flatten().tolist() if v > 0), start=1):
-        out[labels == value] = number
-    return out
+    labels, _ = scipy.ndimage.label(occupied.numpy(), structure=np.ones((3, 3), dtype=bool))
+    return torch.from_numpy(labels.astype(np.int64))
 
 
-def cell_members(labels: torch.Tensor, parts: frozenset, cell: int, height: int, width: int) -> torch.Tensor:
+def cell_members(labels: torch.Tensor, parts, cell: int, height: int, width: int) -> torch.Tensor:
     """(height, width) bool: the pixels whose cell belongs to one of `parts`."""
-    member = torch.zeros(labels.shape, dtype=torch.bool)
-    for part in parts:
-        member |= labels == part
+    member = torch.isin(labels, torch.tensor(sorted(parts), dtype=labels.dtype))
     return member.repeat_interleave(cell, 0).repeat_interleave(cell, 1)[:height, :width]
 
 
@@ -91,23 +81,17 @@ def overlap(a, b) -> bool:
 
 
 def merge_overlapping(boxes: list) -> list:
-    """[(box, parts)] -> the same with every overlapping pair replaced by the box around both (rule 3)."""
-    boxes = list(boxes)
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(boxes)):
-            for j in range(i + 1, len(boxes)):
-                (a, pa), (b, pb) = boxes[i], boxes[j]
-                if overlap(a, b):
-                    union = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
-                    boxes[i] = (union, pa | pb)
-                    del boxes[j]
-                    merged = True
-                    break
-            if merged:
-                break
-    return sorted(boxes, key=lambda item: (item[0][0], item[0][1]))
+    """[(box, parts)] -> the same with every overlapping pair replaced by the box around both (rule 3), in
+    reading order. Each box absorbs every kept box it overlaps, again after each growth, so the kept boxes
+    never overlap one another."""
+    kept = []
+    for box, parts in boxes:
+        while (hit := next((k for k, (other, _) in enumerate(kept) if overlap(box, other)), None)) is not None:
+            other, other_parts = kept.pop(hit)
+            box = (min(box[0], other[0]), min(box[1], other[1]), max(box[2], other[2]), max(box[3], other[3]))
+            parts = parts | other_parts
+        kept.append((box, parts))
+    return sorted(kept, key=lambda item: (item[0][0], item[0][1]))
 
 
 def working_size(aspect: float, size: int, factor: int) -> tuple[int, int]:
@@ -144,9 +128,14 @@ def plan_regions(mask: torch.Tensor, factor: float, padding: int, cell: int) -> 
     height, width = mask.shape
     edit = mask > 0
     boxes = []
-    for part in range(1, int(labels.max()) + 1):
-        pixels = edit & cell_members(labels, frozenset([part]), cell, height, width)
-        boxes.append((with_context(bounding_box(pixels), factor, padding), frozenset([part])))
+    for part, (rows, cols) in enumerate(scipy.ndimage.find_objects(labels.numpy()), start=1):
+        r0, c0, r1, c1 = rows.start, cols.start, rows.stop, cols.stop  # the part's cells; its pixels lie inside
+        cells = labels[r0:r1, c0:c1]
+        top, left = r0 * cell, c0 * cell
+        window = edit[top:r1 * cell, left:c1 * cell]
+        window = window & cell_members(cells, [part], cell, *window.shape)
+        y0, x0, y1, x1 = bounding_box(window)
+        boxes.append((with_context((top + y0, left + x0, top + y1, left + x1), factor, padding), frozenset([part])))
     return [(box, edit & cell_members(labels, parts, cell, height, width))
             for box, parts in merge_overlapping(boxes)]
 
