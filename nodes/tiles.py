@@ -92,16 +92,19 @@ class Tiling:
     per_call: int = 0
 
 
-def native_tile_px(model_patcher) -> int:
-    """The side the model was trained at: 512 for SD1.x (and SD2.x eps), 768 for SD2.x v-prediction, else
-    1024 (SDXL, SD3, Flux and later)."""
-    config = getattr(model_patcher.model, "model_config", None)
+def native_px(config, model_type) -> int:
+    """The side a host model config was trained at: 512 for SD1.x (and SD2.x eps), 768 for SD2.x
+    v-prediction, else 1024 (SDXL, SD3, Flux and later)."""
     if isinstance(config, comfy.supported_models.SD20):
-        v = model_patcher.model.model_type == comfy.model_base.ModelType.V_PREDICTION
-        return 768 if v else 512
+        return 768 if model_type == comfy.model_base.ModelType.V_PREDICTION else 512
     if isinstance(config, comfy.supported_models.SD15):
         return 512
     return 1024
+
+
+def native_tile_px(model_patcher) -> int:
+    model = model_patcher.model
+    return native_px(getattr(model, "model_config", None), getattr(model, "model_type", None))
 
 
 def tile_cells(node: str, tiling: Tiling, model_patcher) -> tuple[int, int]:
@@ -226,7 +229,16 @@ def tiled_guider(node: str, guider, tiling: Tiling):
     return tiled
 
 
-def plan(height: int, width: int, tile: int, overlap: int, per_call: int) -> dict:
-    """What tiling runs for a height x width latent (cells): tiles and model calls per model evaluation."""
-    tiles = len(tile_grid(height, width, tile, overlap))
-    return {"tiles": tiles, "calls": calls_per_step(tiles, per_call)}
+def plan(width_px: int | None, height_px: int | None, tile_px: int, overlap_px: int, per_call: int) -> dict:
+    """What tiling runs for a picture (px; None: not known): the tile and overlap, and where the size is
+    known the tiles and the model calls per model evaluation (one per step for euler-like samplers). With
+    per_call 0 (as memory allows) the calls are the fewest, one, which the host's memory may raise."""
+    answer = {"tile_px": tile_px, "overlap_px": overlap_px, "tile_batch": per_call}
+    if tile_px < LATENT_CELL_PX or overlap_px // LATENT_CELL_PX >= tile_px // LATENT_CELL_PX:
+        answer["error"] = "tile_overlap must be smaller than tile_size"
+    elif width_px and height_px:
+        cells = tile_px // LATENT_CELL_PX
+        count = len(tile_grid(-(-height_px // LATENT_CELL_PX), -(-width_px // LATENT_CELL_PX), cells,  # Encode pads
+                              overlap_px // LATENT_CELL_PX))
+        answer.update(tiles=count, calls=calls_per_step(count, per_call) if count > 1 else 1)
+    return answer

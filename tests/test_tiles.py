@@ -186,3 +186,21 @@ def test_bad_overlap_and_controlnet_are_refused_by_input(model, conds):
     hinted = [[conds[0][0][0], {**conds[0][0][1], "control": object()}]]  # refused before the hint is read
     with pytest.raises(ValueError, match="'positive' carries a ControlNet"):
         denoise(model, (hinted, conds[1]), latent, **TILED)
+
+
+def test_the_step_plan_tells_tiles_and_model_calls():
+    from sdedit_img2img.nodes import routes
+    query = {"strength": "0.35", "steps": "20", "tiling": "on", "tile_size": "512", "tile_overlap": "128",
+             "width": "2048", "height": "1536"}
+    plan = routes.answer(*routes.parse(query), routes.parse_tiling(query))
+    # 256 x 192 cells, 64-cell tiles, 16-cell overlap: ceil(240 / 48) = 5 across, ceil(176 / 48) = 4 down
+    assert plan["tiles"] == {"tile_px": 512, "overlap_px": 128, "tile_batch": 0, "tiles": 20, "calls": 1}
+    assert plan["run"] == 7
+    query.update(tile_batch="6", tile_size="0")  # 0: the model's native size (SD1.5's 512 where assumed)
+    assert routes.answer(*routes.parse(query), routes.parse_tiling(query))["tiles"]["calls"] == 4
+    del query["width"]
+    assert "tiles" not in routes.answer(*routes.parse(query), routes.parse_tiling(query))["tiles"], "size unknown"
+    assert "tiles" not in routes.answer(*routes.parse({"strength": "0.3", "steps": "20"}))
+    assert "error" in tiles.plan(512, 512, 512, 512, 0)
+    with pytest.raises(ValueError, match="tiling must be"):
+        routes.parse_tiling({"tiling": "yes"})
