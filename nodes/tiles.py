@@ -13,6 +13,7 @@ import math
 import comfy.model_base
 import comfy.model_management
 import comfy.model_patcher
+import comfy.patcher_extension
 import comfy.supported_models
 import torch
 
@@ -215,9 +216,20 @@ def tiled_model_function(node: str, tile: int, overlap: int, per_call: int, inne
     return run
 
 
+def tile_noise_shape(tile: int):
+    """A PREPARE_SAMPLING wrapper: the host loads the model reserving inference memory for the latent it is
+    given; with tiles the model only ever sees one tile batch, so it reserves for one tile (the tile batching
+    then fills what is free), and a large latent does not push the weights out to low-VRAM mode."""
+    def prepare(executor, model, noise_shape, conds, *args, **kwargs):
+        shape = list(noise_shape[:-2]) + [min(tile, noise_shape[-2]), min(tile, noise_shape[-1])]
+        return executor(model, shape, conds, *args, **kwargs)
+    return prepare
+
+
 def tiled_guider(node: str, guider, tiling: Tiling):
     """A shallow copy of `guider` whose model options run the model on tiles, chaining any
-    model_function_wrapper already set (by another node); the user's guider and model are left as they are."""
+    model_function_wrapper already set (by another node); the user's guider and model are left as they are
+    (the host's copy of nested model options copies the wrapper lists too)."""
     tile, overlap = tile_cells(node, tiling, guider.model_patcher)
     checked = position_dependent(node, getattr(guider, "original_conds", {}).items())
     if checked:
@@ -226,6 +238,8 @@ def tiled_guider(node: str, guider, tiling: Tiling):
     tiled.model_options = comfy.model_patcher.create_model_options_clone(guider.model_options)
     inner = tiled.model_options.get("model_function_wrapper")
     tiled.model_options["model_function_wrapper"] = tiled_model_function(node, tile, overlap, tiling.per_call, inner)
+    comfy.patcher_extension.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.PREPARE_SAMPLING, "sdedit_tiles",
+                                                 tile_noise_shape(tile), tiled.model_options, is_model_options=True)
     return tiled
 
 

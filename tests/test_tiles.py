@@ -204,3 +204,18 @@ def test_the_step_plan_tells_tiles_and_model_calls():
     assert "error" in tiles.plan(512, 512, 512, 512, 0)
     with pytest.raises(ValueError, match="tiling must be"):
         routes.parse_tiling({"tiling": "yes"})
+
+
+def test_the_model_is_loaded_for_one_tile_and_the_users_options_stay_as_they_are(model, conds):
+    import comfy.patcher_extension as pe
+    executor = pe.WrapperExecutor.new_executor(lambda m, shape, c, model_options=None: shape,
+                                               [tiles.tile_noise_shape(8)])
+    assert executor.execute(None, (2, 4, 20, 27), {}, model_options={}) == [2, 4, 8, 8]
+    assert executor.execute(None, (1, 4, 5, 30), {}, model_options={}) == [1, 4, 5, 8]
+    guider = comfy.samplers.CFGGuider(model)
+    guider.set_conds(*conds)
+    tiled = tiles.tiled_guider("test", guider, tiles.Tiling(64, 16, 0))
+    key = pe.WrappersMP.PREPARE_SAMPLING
+    assert pe.get_all_wrappers(key, tiled.model_options, is_model_options=True)
+    assert not pe.get_all_wrappers(key, guider.model_options, is_model_options=True)
+    assert not pe.get_all_wrappers(key, model.model_options, is_model_options=True)
