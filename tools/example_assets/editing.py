@@ -138,8 +138,11 @@ NOISE_SOCKETS = [("model", "MODEL", False), ("latent", "LATENT", False), ("stren
 SAMPLER_SOCKETS = [("model", "MODEL", False), ("positive", "CONDITIONING", False),
                    ("negative", "CONDITIONING", False), ("noisy_latent", "LATENT", False), ("steps", "INT", True),
                    ("cfg", "FLOAT", True), ("sampler_name", "COMBO", True), ("scheduler", "COMBO", True),
-                   ("step_mode", "COMBO", True)]
-SAMPLER_API = {**SAMPLING, "cfg": float(SAMPLING["cfg"])}  # Denoise's cfg widget is a FLOAT: 7.0
+                   ("step_mode", "COMBO", True), ("tiling", "COMBO", True), ("tile_size", "INT", True),
+                   ("tile_overlap", "INT", True), ("tile_batch", "INT", True)]
+# Denoise's cfg widget is a FLOAT: 7.0; its optional tiling widgets at their defaults (off), as the frontend sends them
+SAMPLER_API = {**SAMPLING, "cfg": float(SAMPLING["cfg"]), "tiling": "off", "tile_size": 0, "tile_overlap": 128,
+               "tile_batch": 0}
 
 
 def _round(g, x, ckpt, pos, neg, latent_src, strength, seed):
