@@ -1,4 +1,4 @@
-"""The editing examples (strokes under a mask, repeats K = 3) run through a real `main.py --cpu` server."""
+"""The editing examples (strokes under a mask, repeats K = 3, the tiled upscale) run through a real `main.py --cpu` server."""
 import json
 
 import numpy as np
@@ -9,7 +9,7 @@ from PIL import Image
 EXAMPLES = REPO / "example_workflows"
 STROKES = EXAMPLES / "input" / "sdedit_strokes.png"
 STROKES_MASK = EXAMPLES / "input" / "sdedit_strokes_mask.png"
-NAMES = ["sdedit_strokes", "sdedit_repeats"]
+NAMES = ["sdedit_strokes", "sdedit_repeats", "sdedit_upscale"]
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,15 @@ def test_the_repeats_example_runs_three_rounds_and_keeps_the_size(server, checkp
     out = run(server, prompt)
     width, height = Image.open(SAMPLE_IMAGE).size
     assert out.shape == (height, width, 3) and out.std() > 1.0
+
+
+def test_the_upscale_example_doubles_the_size_on_tiles(server, checkpoint_path):
+    prompt = prompt_of("sdedit_upscale", checkpoint_path)
+    [denoise] = [n for n in prompt.values() if n["class_type"] == "SDEditSampler"]
+    assert denoise["inputs"]["tiling"] == "on" and denoise["inputs"]["tile_size"] == 0
+    out = run(server, prompt)
+    width, height = Image.open(SAMPLE_IMAGE).size
+    assert out.shape == (2 * height, 2 * width, 3) and out.std() > 1.0
 
 
 @pytest.mark.parametrize("name", NAMES)
