@@ -219,3 +219,16 @@ def test_the_model_is_loaded_for_one_tile_and_the_users_options_stay_as_they_are
     assert pe.get_all_wrappers(key, tiled.model_options, is_model_options=True)
     assert not pe.get_all_wrappers(key, guider.model_options, is_model_options=True)
     assert not pe.get_all_wrappers(key, model.model_options, is_model_options=True)
+
+
+def test_area_conditioning_is_cropped_by_the_host_then_tiled(gaussian_model, empty_conds):
+    """The host crops the input to an area cond's area before the model function; that crop is tiled where it
+    is larger than a tile, and the blend adds nothing (the closed-form denoiser)."""
+    area = host_nodes.ConditioningSetArea().append(empty_conds[0], 160, 120, 16, 24, 1.0)[0]  # 20 x 15 cells
+    conds = (host_nodes.ConditioningCombine().combine(area, empty_conds[0])[0], empty_conds[1])
+    latent = noisy(gaussian_model, 20, 27)
+    shapes = []
+    untiled = denoise(gaussian_model, conds, latent)["samples"]
+    tiled = denoise(recording(gaussian_model, shapes), conds, latent, **TILED)["samples"]
+    assert shapes and all(s[-2:] == (8, 8) for s in shapes)
+    torch.testing.assert_close(tiled, untiled, rtol=1e-5, atol=1e-5)
