@@ -358,6 +358,9 @@ class SDEditDenoiseCustom(io.ComfyNode):
                 tile_overlap=128, tile_batch=0) -> io.NodeOutput:
         checks.refuse(*check_custom_widgets(scheduler, step_mode))
         tiled = tiling_of(CUSTOM, tiling, tile_size, tile_overlap, tile_batch)
+        if tiled is not None:  # the guider's conditioning, by the node's own input name
+            conds = getattr(guider, "original_conds", {}).values()
+            checks.refuse(tiles.position_dependent(CUSTOM, [("guider", [e for c in conds for e in c])]))
         check_latent_channels(CUSTOM, "noisy_latent", noisy_latent["samples"], guider.model_patcher)
         checks.refuse(checks.latent(CUSTOM, "noisy_latent", noisy_latent))
         ContinueFromNoisyLatent.of(sampler, noisy_latent["samples"], CUSTOM, "sampler")  # refuses before running

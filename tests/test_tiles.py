@@ -232,3 +232,12 @@ def test_area_conditioning_is_cropped_by_the_host_then_tiled(gaussian_model, emp
     tiled = denoise(recording(gaussian_model, shapes), conds, latent, **TILED)["samples"]
     assert shapes and all(s[-2:] == (8, 8) for s in shapes)
     torch.testing.assert_close(tiled, untiled, rtol=1e-5, atol=1e-5)
+
+
+def test_the_custom_node_refuses_a_controlnet_in_its_guider_by_input(model, conds):
+    hinted = [[conds[0][0][0], {**conds[0][0][1], "control": object()}]]  # refused before the hint is read
+    guider = comfy.samplers.CFGGuider(model)
+    guider.set_conds(hinted, conds[1])
+    sampler = comfy.samplers.sampler_object("euler")
+    with pytest.raises(ValueError, match="input 'guider' carries a ControlNet"):
+        SDEditDenoiseCustom.execute(guider, sampler, noisy(model, 20, 27), 4, "normal", "proportional", **TILED)
