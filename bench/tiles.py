@@ -10,7 +10,7 @@ Runs SDEdit 2 · Add Noise and SDEdit 3 · Denoise in-process on the random-weig
 2. Seams, with the random-weight U-Net (it mixes neighbours), on the denoised latent: for every latent column
    j, c[j] = mean over rows and channels of |l[:, j+1] - l[:, j]| (likewise rows); "border" = max of c at the
    columns/rows where a tile starts or ends (+-1 cell), "away" = max elsewhere (as bench/vae.py measures
-   pixels). Three runs: untiled (the reference ratio), blended tiles (this pack), and sequential tiles (the
+   pixels); the means of c over the same lines, a finer reading of a seam. Three runs: untiled (the reference ratio), blended tiles (this pack), and sequential tiles (the
    Ultimate SD Upscale way: each tile noised and denoised alone, one after another, from the picture as the
    previous tiles left it, with the seed's own noise at the tile's size, pasted with a linear feather over
    the overlap).
@@ -66,7 +66,7 @@ def borders(length, starts, size):
 
 
 def seam(latent, tile, overlap, tiles):
-    """(border, away) as in the module docstring, for a (1, C, H, W) latent."""
+    """(border max, away max, border mean, away mean) as in the module docstring, for a (1, C, H, W) latent."""
     p = latent[0]
     cols = (p[:, :, 1:] - p[:, :, :-1]).abs().mean(dim=(0, 1))
     rows = (p[:, 1:] - p[:, :-1]).abs().mean(dim=(0, 2))
@@ -75,7 +75,8 @@ def seam(latent, tile, overlap, tiles):
     near_r = {e - 1 + d for e in borders(h, tiles.axis_starts(h, tile, overlap), min(tile, h)) for d in (-1, 0, 1)}
     b = [float(cols[i]) for i in range(len(cols)) if i in near_c] + [float(rows[i]) for i in range(len(rows)) if i in near_r]
     a = [float(cols[i]) for i in range(len(cols)) if i not in near_c] + [float(rows[i]) for i in range(len(rows)) if i not in near_r]
-    return max(b) if b else 0.0, max(a) if a else 0.0
+    return (max(b) if b else 0.0, max(a) if a else 0.0,
+            sum(b) / len(b) if b else 0.0, sum(a) / len(a) if a else 0.0)
 
 
 def sequential(model, conds, clean, strength, seed, steps, tile, overlap, torch, tiles, add_noise, denoise):
@@ -107,6 +108,7 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--strength", type=float, default=0.35)
     parser.add_argument("--no-sequential", action="store_true")
+    parser.add_argument("--runs", nargs="+", default=["untiled", "blended", "one-per-call", "sequential"])
     parser.add_argument("--out", type=pathlib.Path)
     args = parser.parse_args()
     model, clip, _ = setup()
@@ -129,7 +131,8 @@ def main():
              f"{args.strength}, {args.steps} steps (proportional: {round(args.strength * args.steps)} run), euler, "
              "cfg 7 (Gaussian: cfg 1, empty prompt).", "",
              "| size | latent | tiles | run | model calls | time (s) | max abs error vs untiled (Gaussian) "
-             "| border max | away max | border/away |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| border max | away max | border/away (max) | border/away (mean) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     with torch.inference_mode():
         warm = SDEditAddNoise.execute(model, {"samples": test_latent(8, torch)}, 0.5, 0)[0]
         SDEditDenoise.execute(model, *conds, warm, 2, 7.0, "euler", "normal", "proportional")  # loads the weights
@@ -144,8 +147,10 @@ def main():
                                         "proportional", **tiling)[0]["samples"]
             err = float((got - ref).abs().max()) / float(ref.abs().max())
             noisy = SDEditAddNoise.execute(model, {"samples": clean}, args.strength, 3)[0]
-            runs = [("untiled", {}), ("blended tiles", tiling), ("blended, 1 tile per call", {**tiling, "tile_batch": 1})]
-            for name, extra in runs + ([("sequential tiles (USDU)", None)] if not args.no_sequential else []):
+            runs = {"untiled": ("untiled", {}), "blended": ("blended tiles", tiling),
+                    "one-per-call": ("blended, 1 tile per call", {**tiling, "tile_batch": 1}),
+                    "sequential": ("sequential tiles (USDU)", None)}
+            for name, extra in [runs[r] for r in args.runs if not (r == "sequential" and args.no_sequential)]:
                 calls = []
                 watched = counted(model, calls)
                 start = time.perf_counter()
@@ -156,10 +161,10 @@ def main():
                     out = SDEditDenoise.execute(watched, *conds, noisy, args.steps, 7.0, "euler", "normal",
                                                 "proportional", **extra)[0]["samples"]
                 seconds = time.perf_counter() - start
-                border, away = seam(out, tile, overlap, tiles)
+                border, away, border_mean, away_mean = seam(out, tile, overlap, tiles)
                 e = f"{err:.1e}" if name == "blended tiles" else ""
                 lines.append(f"| {size}² | {cells}² | {len(grid)} | {name} | {len(calls)} | {seconds:.1f} | {e} | "
-                             f"{border:.4f} | {away:.4f} | {border / away:.2f} |")
+                             f"{border:.4f} | {away:.4f} | {border / away:.2f} | {border_mean / away_mean:.3f} |")
                 print(lines[-1], flush=True)
     text = "\n".join(lines) + "\n"
     print(text)
