@@ -71,11 +71,69 @@ export function upstreamCheckpoint(node) {
     return typeof name === "string" && name ? name : null;
 }
 
+/** The picture's size in px as Encode will see it, where the canvas can tell: the image of the Load Image
+ *  upstream of the Encode that feeds this node's Add Noise, through reroutes, IMAGE nodes and ImageScaleBy
+ *  (its factor) or ImageScale (its size); null where it cannot be told. For the tiling count only. */
+export function upstreamPictureSize(node) {
+    const noise = addNoiseOf(node);
+    const encode = noise && upstream(noise, "latent", "LATENT", (n) => typeOf(n) === "SDEditEncode");
+    let current = encode, factor = 1;
+    const seen = new Set();
+    while (current && !seen.has(current.id)) {
+        seen.add(current.id);
+        const slot = current.inputs?.findIndex((i) => i.type === "IMAGE" || i.type === "*") ?? -1;
+        const origin = slot >= 0 ? current.getInputNode(slot) : null;
+        if (!origin) return null;
+        const type = String(typeOf(origin));
+        if (type === "ImageScale") {
+            const [w, h] = [Number(widget(origin, "width")?.value), Number(widget(origin, "height")?.value)];
+            return w > 0 && h > 0 ? { width: w, height: h } : null;
+        }
+        if (type === "ImageScaleBy") factor *= Number(widget(origin, "scale_by")?.value) || NaN;
+        else if (/scale|upscale|crop|resize|pad/i.test(type)) return null;  // a size the canvas cannot follow
+        const image = origin.imgs?.[0];
+        if (image?.naturalWidth > 0) {
+            const size = { width: Math.round(image.naturalWidth * factor), height: Math.round(image.naturalHeight * factor) };
+            return Number.isFinite(size.width) && Number.isFinite(size.height) ? size : null;
+        }
+        current = origin;
+    }
+    return null;
+}
+
+/** The tiling widgets of a Denoise node as query parameters (and the picture size where known); null when off. */
+function tilingQuery(node) {
+    if (widget(node, "tiling")?.value !== "on") return null;
+    const query = {};
+    for (const name of ["tile_size", "tile_overlap", "tile_batch"]) {
+        const value = widget(node, name)?.value;
+        if (value !== undefined) query[name] = String(value);
+    }
+    const size = upstreamPictureSize(node);
+    if (size) Object.assign(query, { width: String(size.width), height: String(size.height) });
+    return query;
+}
+
+/** " · tiled: …" for the line, from the backend's answer. */
+function tilingText(tiles) {
+    if (!tiles) return "";
+    if (tiles.error) return ` · tiling: ${tiles.error}`;
+    const size = `${tiles.tile_px}-px tiles, ${tiles.overlap_px}-px overlap`;
+    if (tiles.tiles === undefined) return ` · tiled (${size}; picture size unknown)`;
+    const calls = tiles.tile_batch ? `${tiles.calls} model call${tiles.calls === 1 ? "" : "s"}`
+                                   : `${tiles.calls}+ model call${tiles.calls === 1 ? "" : "s"} (as memory allows)`;
+    return ` · ${tiles.tiles} tile${tiles.tiles === 1 ? "" : "s"} (${size}), ${calls} per step`;
+}
+
 const plans = new Map();  // query -> the backend's answer (or a pending promise)
 
-async function stepPlan(strength, steps, mode, ckptName) {
+async function stepPlan(strength, steps, mode, ckptName, tiling = null) {
     const query = new URLSearchParams({ strength: String(strength), steps: String(steps), step_mode: mode });
     if (ckptName) query.set("ckpt_name", ckptName);
+    if (tiling) {
+        query.set("tiling", "on");
+        for (const [name, value] of Object.entries(tiling)) query.set(name, value);
+    }
     const key = query.toString();
     if (!plans.has(key)) {
         plans.set(key, api.fetchApi(`/sdedit/step_plan?${key}`).then((r) => r.json()));
@@ -91,12 +149,12 @@ export async function stepLine(node) {
     const strength = upstreamStrength(node);
     const title = "What SDEdit 3 · Denoise will run";
     if (strength === null) return { text: `strength unknown: connect SDEdit 2 · Add Noise (${steps} steps, ${mode})`, title };
-    const plan = await stepPlan(strength, steps, mode, upstreamCheckpoint(node));
+    const plan = await stepPlan(strength, steps, mode, upstreamCheckpoint(node), tilingQuery(node));
     if (plan.error) return { text: `cannot plan: ${plan.error}`, title };
     if (plan.run === 0) return { text: `runs 0 of ${plan.of} steps: strength 0 keeps the image`, title };
     const schedule = plan.assumed ? `${plan.schedule}'s schedule (assumed; strength ${strength.toFixed(2)})`
                                   : `${plan.schedule}'s schedule (strength ${strength.toFixed(2)})`;
-    return { text: `runs ${plan.run} of ${plan.of} steps from σ = ${plan.sigma.toFixed(3)} on ${schedule}`,
+    return { text: `runs ${plan.run} of ${plan.of} steps from σ = ${plan.sigma.toFixed(3)} on ${schedule}${tilingText(plan.tiles)}`,
              title: `${title}; σ on ${plan.schedule}'s noise schedule: ${plan.reason}` };
 }
 

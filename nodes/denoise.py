@@ -7,7 +7,7 @@ import comfy.utils
 import latent_preview
 import torch
 
-from . import checks, pictures
+from . import checks, pictures, tiles
 from .common import CATEGORY, check_latent_channels, io
 from .image_size import mask_in_working_frame
 from .sdedit_math import STEP_MODES, sdedit_sigmas
@@ -165,11 +165,14 @@ def keep_masks(latent: dict, records, rows: list) -> torch.Tensor | None:
 
 
 def run(node: str, guider, sampler, latent: dict, steps: int, scheduler: str, step_mode: str,
-        hidden) -> tuple[dict, dict, torch.Tensor]:
+        hidden, tiling: tiles.Tiling | None = None) -> tuple[dict, dict, torch.Tensor]:
     """Denoising for every picture of the batch, each from its own noise level (one sampler run per
-    level): the denoised LATENT, the trajectory LATENT and the sigmas of the first run."""
+    level): the denoised LATENT, the trajectory LATENT and the sigmas of the first run. With `tiling`, the
+    model runs on blended tiles of the latent (nodes/tiles.py); None: on the whole latent."""
     samples = latent["samples"]
     records = noisy_records(node, latent, hidden)
+    if tiling is not None:
+        guider = tiles.tiled_guider(node, guider, tiling)
     model_sampling = guider.model_patcher.get_model_object("model_sampling")
     discard = discards_penultimate(sampler)
     results, trajectories, first_sigmas = [None] * len(records), [], None
@@ -230,6 +233,28 @@ def sampling_inputs() -> list:
     ]
 
 
+def tiling_inputs() -> list:
+    """tiling, tile_size, tile_overlap, tile_batch: optional, and off by default (today's result, bit for bit)."""
+    return [
+        io.Combo.Input("tiling", options=list(tiles.TILING_MODES), default="off", optional=True,
+                       tooltip="on: the model runs on overlapping tiles of the latent at every step, blended "
+                               "into one prediction before the sampler's step (no seams by construction), for "
+                               "pictures larger than the model. off: the whole latent at once."),
+        io.Int.Input("tile_size", default=0, min=0, max=16384, step=8, optional=True,
+                     tooltip="Tile side in pixels. 0: the model's native size (512 for SD1.5, 1024 for SDXL)."),
+        io.Int.Input("tile_overlap", default=128, min=0, max=16384, step=8, optional=True,
+                     tooltip="Pixels shared by neighbouring tiles, over which their predictions are blended "
+                             "smoothly; at least this much, spread evenly."),
+        io.Int.Input("tile_batch", default=0, min=0, max=1024, optional=True,
+                     tooltip="Most tiles per model call. 0: as many as memory allows (fewest calls)."),
+    ]
+
+
+def tiling_of(node: str, tiling: str, tile_size: int, tile_overlap: int, tile_batch: int) -> tiles.Tiling | None:
+    checks.refuse(checks.choice(node, "tiling", tiling, tiles.TILING_MODES, "the tiling modes"))
+    return None if tiling == "off" else tiles.Tiling(int(tile_size), int(tile_overlap), int(tile_batch))
+
+
 def check_widgets(cfg, sampler_name, scheduler, step_mode) -> list:
     return [checks.cfg(NODE, cfg),
             checks.choice(NODE, "sampler_name", sampler_name, comfy.samplers.KSampler.SAMPLERS, "the host's samplers"),
@@ -253,6 +278,7 @@ class SDEditDenoise(io.ComfyNode):
                 io.Conditioning.Input("negative", tooltip="What the result should avoid."),
                 io.Latent.Input("noisy_latent", tooltip="The output of SDEdit 2 · Add Noise."),
                 *sampling_inputs(),
+                *tiling_inputs(),
             ],
             outputs=[
                 io.Latent.Output("latent", display_name="latent",
@@ -273,15 +299,19 @@ class SDEditDenoise(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, positive, negative, noisy_latent, steps, cfg, sampler_name, scheduler,
-                step_mode) -> io.NodeOutput:
+                step_mode, tiling="off", tile_size=0, tile_overlap=128, tile_batch=0) -> io.NodeOutput:
         checks.refuse(*check_widgets(cfg, sampler_name, scheduler, step_mode))
+        tiled = tiling_of(NODE, tiling, tile_size, tile_overlap, tile_batch)
+        if tiled is not None:
+            checks.refuse(tiles.position_dependent(NODE, [("positive", positive), ("negative", negative)]))
         # first: it refuses nested latents and non-tensors, which the value checks cannot read
         check_latent_channels(NODE, "noisy_latent", noisy_latent["samples"], model)
         checks.refuse(checks.latent(NODE, "noisy_latent", noisy_latent))
         guider = comfy.samplers.CFGGuider(model)
         guider.set_conds(positive, negative)
         guider.set_cfg(cfg)
-        out, trajectory, _ = run(NODE, guider, sampler_name, noisy_latent, steps, scheduler, step_mode, cls.hidden)
+        out, trajectory, _ = run(NODE, guider, sampler_name, noisy_latent, steps, scheduler, step_mode, cls.hidden,
+                                 tiled)
         return io.NodeOutput(out, trajectory)
 
 
@@ -304,6 +334,7 @@ class SDEditDenoiseCustom(io.ComfyNode):
                 io.Sampler.Input("sampler", tooltip="The host's sampler (KSamplerSelect or a Sampler... node)."),
                 io.Latent.Input("noisy_latent", tooltip="The output of SDEdit 2 · Add Noise."),
                 *sampling_inputs()[:1], *sampling_inputs()[3:],  # steps, scheduler, step_mode
+                *tiling_inputs(),
             ],
             outputs=[
                 io.Latent.Output("latent", display_name="latent",
@@ -323,12 +354,18 @@ class SDEditDenoiseCustom(io.ComfyNode):
         return checks.first_problem(*check_custom_widgets(scheduler, step_mode))
 
     @classmethod
-    def execute(cls, guider, sampler, noisy_latent, steps, scheduler, step_mode) -> io.NodeOutput:
+    def execute(cls, guider, sampler, noisy_latent, steps, scheduler, step_mode, tiling="off", tile_size=0,
+                tile_overlap=128, tile_batch=0) -> io.NodeOutput:
         checks.refuse(*check_custom_widgets(scheduler, step_mode))
+        tiled = tiling_of(CUSTOM, tiling, tile_size, tile_overlap, tile_batch)
+        if tiled is not None:  # the guider's conditioning, by the node's own input name
+            conds = getattr(guider, "original_conds", {}).values()
+            checks.refuse(tiles.position_dependent(CUSTOM, [("guider", [e for c in conds for e in c])]))
         check_latent_channels(CUSTOM, "noisy_latent", noisy_latent["samples"], guider.model_patcher)
         checks.refuse(checks.latent(CUSTOM, "noisy_latent", noisy_latent))
         ContinueFromNoisyLatent.of(sampler, noisy_latent["samples"], CUSTOM, "sampler")  # refuses before running
-        out, trajectory, sigmas = run(CUSTOM, guider, sampler, noisy_latent, steps, scheduler, step_mode, cls.hidden)
+        out, trajectory, sigmas = run(CUSTOM, guider, sampler, noisy_latent, steps, scheduler, step_mode, cls.hidden,
+                                      tiled)
         return io.NodeOutput(out, trajectory, sigmas)
 
 

@@ -17,6 +17,7 @@ import folder_paths
 import torch
 from aiohttp import web
 
+from . import tiles
 from .sdedit_math import STEP_MODES, start_sigma, step_plan
 
 ROUTE = "/sdedit/step_plan"
@@ -31,7 +32,7 @@ _DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF
            "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2, "I64": torch.int64, "I32": torch.int32,
            "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
 _reference = None
-_by_file = {}  # (path, size, mtime_ns) -> (model_sampling, family)
+_by_file = {}  # (path, size, mtime_ns) -> (model_sampling, family, native tile px)
 
 
 def reference_model_sampling():
@@ -70,35 +71,63 @@ def model_sampling_from_header(path: str):
         raise ValueError("the host's model detection does not recognise it")
     model = config.get_model(state_dict, prefix, device="meta")  # the host's own class; its modules hold no memory
     name = type(config).__name__
-    return model.model_sampling, FAMILY_NAMES.get(name, name)
+    return model.model_sampling, FAMILY_NAMES.get(name, name), tiles.native_px(config, model.model_type)
 
 
 def schedule_for(ckpt_name: str | None):
     """(model_sampling, family, assumed, reason) for the checkpoint the canvas names (or none)."""
+    return schedule_and_tile_for(ckpt_name)[:4]
+
+
+def schedule_and_tile_for(ckpt_name: str | None):
+    """schedule_for's answer and the model's native tile side in px (SD1.5's 512 where assumed)."""
     if not ckpt_name:
-        return reference_model_sampling(), REFERENCE, True, "no checkpoint named: the canvas cannot follow the model"
+        return reference_model_sampling(), REFERENCE, True, "no checkpoint named: the canvas cannot follow the model", 512
     path = folder_paths.get_full_path("checkpoints", ckpt_name)
     if path is None:
-        return reference_model_sampling(), REFERENCE, True, f"{ckpt_name} is not in the checkpoints folder"
+        return reference_model_sampling(), REFERENCE, True, f"{ckpt_name} is not in the checkpoints folder", 512
     if not path.lower().endswith((".safetensors", ".sft")):
-        return reference_model_sampling(), REFERENCE, True, f"{ckpt_name} has no .safetensors header to read"
+        return reference_model_sampling(), REFERENCE, True, f"{ckpt_name} has no .safetensors header to read", 512
     try:
         stat = os.stat(path)
         key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
         if key not in _by_file:
             _by_file[key] = model_sampling_from_header(path)
-        model_sampling, family = _by_file[key]
+        model_sampling, family, native = _by_file[key]
     except Exception as error:  # a file the host could not load either: say so, quote SD1.5
-        return reference_model_sampling(), REFERENCE, True, f"{ckpt_name}: {error}"
-    return model_sampling, family, False, f"read from the header of {ckpt_name}"
+        return reference_model_sampling(), REFERENCE, True, f"{ckpt_name}: {error}", 512
+    return model_sampling, family, False, f"read from the header of {ckpt_name}", native
 
 
-def answer(strength: float, steps: int, step_mode: str, ckpt_name: str | None = None) -> dict:
+def answer(strength: float, steps: int, step_mode: str, ckpt_name: str | None = None,
+           tiling: dict | None = None) -> dict:
+    """The plan; with `tiling` (tile_size, tile_overlap, tile_batch, width, height: px, sizes optional) also
+    `tiles`: what tiled denoising runs (nodes/tiles.plan)."""
     run, of = step_plan(strength, steps, step_mode)
-    model_sampling, family, assumed, reason = schedule_for(ckpt_name)
-    return {"strength": strength, "steps": steps, "step_mode": step_mode, "run": run, "of": of,
+    model_sampling, family, assumed, reason, native = schedule_and_tile_for(ckpt_name)
+    plan = {"strength": strength, "steps": steps, "step_mode": step_mode, "run": run, "of": of,
             "sigma": start_sigma(model_sampling, strength), "schedule": family, "assumed": assumed,
             "reason": reason, "ckpt_name": ckpt_name or None}
+    if tiling is not None:
+        plan["tiles"] = tiles.plan(tiling.get("width"), tiling.get("height"), tiling["tile_size"] or native,
+                                   tiling["tile_overlap"], tiling["tile_batch"])
+    return plan
+
+
+def parse_tiling(query) -> dict | None:
+    """The optional tiling query (tiling=on, tile_size, tile_overlap, tile_batch, width, height), or None."""
+    if query.get("tiling", "off") == "off":
+        return None
+    if query.get("tiling") != "on":
+        raise ValueError(f"tiling must be one of {', '.join(tiles.TILING_MODES)}, got {query.get('tiling')!r}")
+    try:
+        values = {name: int(query.get(name, default)) for name, default in
+                  (("tile_size", 0), ("tile_overlap", 128), ("tile_batch", 0), ("width", 0), ("height", 0))}
+    except ValueError:
+        raise ValueError("tile_size, tile_overlap, tile_batch, width and height must be integers (px)") from None
+    if min(values.values()) < 0:
+        raise ValueError("tile_size, tile_overlap, tile_batch, width and height must not be negative")
+    return values
 
 
 def parse(query) -> tuple[float, int, str, str | None]:
@@ -119,7 +148,7 @@ def parse(query) -> tuple[float, int, str, str | None]:
 
 async def step_plan_route(request: web.Request) -> web.Response:
     try:
-        return web.json_response(answer(*parse(request.query)))
+        return web.json_response(answer(*parse(request.query), parse_tiling(request.query)))
     except ValueError as error:
         return web.json_response({"error": str(error)}, status=400)
 

@@ -253,6 +253,37 @@ def test_step_line_follows_the_strength_and_equals_the_backend(canvas):
     page.screenshot(path=str(SCREENSHOTS / f"step-line-{frontend}.png"))
 
 
+def test_step_line_tells_the_tiles_and_model_calls_with_tiling_on(canvas):
+    server, page, _, _ = canvas
+    new_graph(page)
+    ids = dict(page.evaluate("() => app.extensionManager.command.execute('SDEdit.InsertImg2ImgGraph')"
+                             " .then(() => app.graph.nodes.map(n => [n.type, n.id]))"))
+    noise, sampler, encode = ids["SDEditAddNoise"], ids["SDEditSampler"], ids["SDEditEncode"]
+    ckpt = pick_checkpoint(page, ids["CheckpointLoaderSimple"], TEST_CKPT)
+    set_widget = "([id, name, value]) => { app.graph.getNodeById(id).widgets.find(w => w.name === name).value = value; }"
+    image = page.evaluate("id => app.graph.getNodeById(id).widgets.find(w => w.name === 'image').value", ids["LoadImage"])
+    from PIL import Image
+    width, height = Image.open(REPO / "example_workflows" / "input" / image).size
+    page.evaluate(set_widget, [noise, "strength", 0.35])
+    page.evaluate(set_widget, [sampler, "steps", 20])
+    page.evaluate(set_widget, [sampler, "tile_size", 256])
+    page.evaluate(set_widget, [sampler, "tiling", "on"])
+    query = f"strength=0.35&steps=20&step_mode=proportional&ckpt_name={ckpt}&tiling=on&tile_size=256&tile_overlap=128"
+    route = server.get(f"/sdedit/step_plan?{query}&tile_batch=0&width={width}&height={height}")
+    tiles = route["tiles"]
+    assert tiles["tiles"] > 1 and tiles["calls"] == 1
+    wait_for_line(page, sampler, line_of(route) + f" · {tiles['tiles']} tiles (256-px tiles, 128-px overlap), "
+                                                  "1+ model call (as memory allows) per step")
+    page.evaluate(set_widget, [sampler, "tile_batch", 2])
+    calls = -(-tiles["tiles"] // 2)
+    wait_for_line(page, sampler, line_of(route) + f" · {tiles['tiles']} tiles (256-px tiles, 128-px overlap), "
+                                                  f"{calls} model calls per step")
+    page.evaluate("id => { const e = app.graph.getNodeById(id); e.disconnectInput(e.findInputSlot('image')); }", encode)
+    wait_for_line(page, sampler, line_of(route) + " · tiled (256-px tiles, 128-px overlap; picture size unknown)")
+    page.evaluate(set_widget, [sampler, "tiling", "off"])
+    wait_for_line(page, sampler, line_of(route))
+
+
 def test_step_line_quotes_the_schedule_of_the_checkpoint_the_graph_loads(canvas):
     """SD1.5, SD3 and Flux checkpoints picked in Load Checkpoint: σ on that model's schedule (the host's own
     model class, read from the file's header); a ModelSampling node on the way, or a name the route cannot

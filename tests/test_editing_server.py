@@ -1,5 +1,5 @@
-"""The editing examples (strokes under a mask, repeats K = 3, a small region of a big picture) run through a real
-`main.py --cpu` server."""
+"""The editing examples (strokes under a mask, repeats K = 3, a small region of a big picture, the tiled
+upscale) run through a real `main.py --cpu` server."""
 import json
 
 import numpy as np
@@ -12,7 +12,7 @@ STROKES = EXAMPLES / "input" / "sdedit_strokes.png"
 STROKES_MASK = EXAMPLES / "input" / "sdedit_strokes_mask.png"
 REGION = EXAMPLES / "input" / "sdedit_region.png"
 REGION_MASK = EXAMPLES / "input" / "sdedit_region_mask.png"
-NAMES = ["sdedit_strokes", "sdedit_repeats", "sdedit_region"]
+NAMES = ["sdedit_strokes", "sdedit_repeats", "sdedit_region", "sdedit_upscale"]
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +70,15 @@ def test_the_region_example_edits_the_small_mask_and_keeps_the_big_rest(server, 
     mask = np.asarray(Image.open(REGION_MASK).convert("L")) > 0
     assert mask.sum() < 128 * 128 and np.array_equal(out[~mask], source[~mask]), "outside the mask: the input"
     assert np.abs(out[mask] - source[mask]).mean() > 5, "the masked apple was edited"
+
+
+def test_the_upscale_example_doubles_the_size_on_tiles(server, checkpoint_path):
+    prompt = prompt_of("sdedit_upscale", checkpoint_path)
+    [denoise] = [n for n in prompt.values() if n["class_type"] == "SDEditSampler"]
+    assert denoise["inputs"]["tiling"] == "on" and denoise["inputs"]["tile_size"] == 0
+    out = run(server, prompt)
+    width, height = Image.open(SAMPLE_IMAGE).size
+    assert out.shape == (2 * height, 2 * width, 3) and out.std() > 1.0
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -113,4 +113,5 @@ def test_the_ui_and_api_workflows_describe_the_same_graph():
     sampler_ui = next(n for n in ui_nodes.values() if n["type"] == "SDEditSampler")
     sampler_api = node(api, "SDEditSampler")["inputs"]
     assert sampler_ui["widgets_values"] == [sampler_api[k] for k in
-                                            ("steps", "cfg", "sampler_name", "scheduler", "step_mode")]
+                                            ("steps", "cfg", "sampler_name", "scheduler", "step_mode", "tiling",
+                                             "tile_size", "tile_overlap", "tile_batch")]

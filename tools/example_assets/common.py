@@ -34,7 +34,7 @@ PACK_ID = "sdedit-img2img"  # the pack's nodes' cnr_id
 FRONTEND_VERSION = "1.27.10"
 # Node titles as the frontend gives them (the API prompt's _meta) where a node has no title of its own.
 TITLES = {"CheckpointLoaderSimple": "Load Checkpoint", "CLIPTextEncode": "CLIP Text Encode (Prompt)",
-          "LoadImage": "Load Image", "LoadImageMask": "Load Image (as Mask)", "SaveImage": "Save Image",
+          "LoadImage": "Load Image", "ImageScaleBy": "Upscale Image By", "LoadImageMask": "Load Image (as Mask)", "SaveImage": "Save Image",
           "SDEditEncode": "SDEdit 1 · Encode", "SDEditAddNoise": "SDEdit 2 · Add Noise",
           "SDEditSampler": "SDEdit 3 · Denoise", "SDEditDecode": "SDEdit 4 · Decode"}
 

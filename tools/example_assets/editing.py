@@ -1,5 +1,5 @@
-"""The editing examples (masks, repeats): the stroke painting and its mask (example_workflows/input/), and for
-sdedit_strokes and sdedit_repeats the UI workflow, its API twin and the thumbnail. The workflows are built from
+"""The editing examples (masks, repeats, tiled upscale): the stroke painting and its mask
+(example_workflows/input/), and for sdedit_strokes, sdedit_repeats and sdedit_upscale the UI workflow, its API twin and the thumbnail. The workflows are built from
 one graph description each, so the UI file and its API twin cannot drift apart.
 
 The repeats example and its thumbnail use the sample picture, so the basic assets are written first.
@@ -30,7 +30,10 @@ REGION_CROP = {"crop_to_mask": True, "crop_size": 512, "crop_padding": 32, "crop
 # The UI workflows' ids, one per example.
 WORKFLOW_IDS = {"sdedit_strokes": "6b1f4c2e-3a5d-4e7f-8a9b-0c1d2e3f4a51",
                 "sdedit_repeats": "7c2a5d3f-4b6e-4f80-9bac-1d2e3f4a5b62",
-                "sdedit_region": "8d3b6e40-5c7f-4091-9cbd-2e3f4a5b6c73"}
+                "sdedit_region": "9e4c7f51-6d80-41a2-8dce-3f4a5b6c7d84",
+                "sdedit_upscale": "8d3b6e4a-5c7f-4091-a1bd-2e3f4a5b6c73"}
+UPSCALE_BY = 2.0
+UPSCALE_STRENGTH = 0.35  # the Ultimate SD Upscale range (0.2-0.4): detail added, composition kept
 
 
 def draw_strokes() -> tuple[Image.Image, Image.Image]:
@@ -169,8 +172,11 @@ NOISE_SOCKETS = [("model", "MODEL", False), ("latent", "LATENT", False), ("stren
 SAMPLER_SOCKETS = [("model", "MODEL", False), ("positive", "CONDITIONING", False),
                    ("negative", "CONDITIONING", False), ("noisy_latent", "LATENT", False), ("steps", "INT", True),
                    ("cfg", "FLOAT", True), ("sampler_name", "COMBO", True), ("scheduler", "COMBO", True),
-                   ("step_mode", "COMBO", True)]
-SAMPLER_API = {**SAMPLING, "cfg": float(SAMPLING["cfg"])}  # Denoise's cfg widget is a FLOAT: 7.0
+                   ("step_mode", "COMBO", True), ("tiling", "COMBO", True), ("tile_size", "INT", True),
+                   ("tile_overlap", "INT", True), ("tile_batch", "INT", True)]
+# Denoise's cfg widget is a FLOAT: 7.0; its optional tiling widgets at their defaults (off), as the frontend sends them
+SAMPLER_API = {**SAMPLING, "cfg": float(SAMPLING["cfg"]), "tiling": "off", "tile_size": 0, "tile_overlap": 128,
+               "tile_batch": 0}
 
 
 def _round(g, x, ckpt, pos, neg, latent_src, strength, seed):
@@ -273,6 +279,42 @@ def repeats_graph() -> Graph:
     return g
 
 
+def upscale_graph() -> Graph:
+    """Load Image -> Upscale Image By 2x -> Encode -> Add Noise 0.35 -> Denoise on blended tiles -> Decode."""
+    g = Graph()
+    ckpt, pos, neg = _common(g, POSITIVE)
+    image = g.node("LoadImage", (0, 380), (315, 326), [("image", "COMBO", True), ("upload", "IMAGEUPLOAD", True)],
+                   [SAMPLE.name, "image"], [("IMAGE", "IMAGE"), ("MASK", "MASK")], api={"image": SAMPLE.name})
+    scale = g.node("ImageScaleBy", (370, 300), (260, 82), [("image", "IMAGE", False),
+                                                           ("upscale_method", "COMBO", True),
+                                                           ("scale_by", "FLOAT", True)],
+                   ["lanczos", UPSCALE_BY], [("IMAGE", "IMAGE")],
+                   api={"upscale_method": "lanczos", "scale_by": UPSCALE_BY})
+    g.link(image, 0, scale, "image", "IMAGE")
+    enc = g.node("SDEditEncode", (370, 420), (260, 100), ENCODE_SOCKETS, [0, "pad"], [("latent", "LATENT")],
+                 api={"mask_feather": 0, "size_mode": "pad"})
+    g.link(scale, 0, enc, "image", "IMAGE")
+    g.link(ckpt, 2, enc, "vae", "VAE")
+    noise = g.node("SDEditAddNoise", (680, 420), (290, 130), NOISE_SOCKETS, [UPSCALE_STRENGTH, 0, "fixed"],
+                   [("noisy_latent", "LATENT")], api={"strength": UPSCALE_STRENGTH, "seed": 0})
+    g.link(ckpt, 0, noise, "model", "MODEL")
+    g.link(enc, 0, noise, "latent", "LATENT")
+    tiled = {**SAMPLER_API, "tiling": "on"}
+    den = g.node("SDEditSampler", (680, 600), (315, 310), SAMPLER_SOCKETS, list(tiled.values()),
+                 [("latent", "LATENT"), ("trajectory", "LATENT")], api=tiled)
+    g.link(ckpt, 0, den, "model", "MODEL")
+    g.link(pos, 0, den, "positive", "CONDITIONING")
+    g.link(neg, 0, den, "negative", "CONDITIONING")
+    g.link(noise, 0, den, "noisy_latent", "LATENT")
+    _finish(g, 1040, ckpt, den, "sdedit/upscale")
+    note(g, (0, 760), (600, 170), "Note: upscale, then refine on tiles",
+         "Upscale Image By (or an upscale model) makes the picture larger; SDEdit at **strength 0.35** lets the "
+         "model add detail at its own resolution. **tiling on** runs the model on overlapping 512-px tiles "
+         "(tile_size 0: the model's native size) at every step and blends them before each step, so there are "
+         "no seams to fix. The line under Denoise tells how many tiles and model calls per step.")
+    return g
+
+
 def edit_thumbnail(title: str, sub: str, left: Image.Image, left_caption: str, rounds: int,
                    mask: Image.Image | None = None) -> Image.Image:
     img, d = blank_thumbnail(title, sub)
@@ -314,6 +356,9 @@ def edit_examples() -> list[Path]:
         ("sdedit_region", region_graph(), "SDEdit a small region of a big picture",
          edit_thumbnail("SDEdit  region at the model's size", "2048 x 1536 picture, 128 x 128 mask, crop_to_mask",
                         region, "Load Image: 2048 x 1536", 1, region_mask)),
+        ("sdedit_upscale", upscale_graph(), "SDEdit upscale (tiled)",
+         edit_thumbnail("SDEdit  upscale", "Upscale Image By 2x, then SDEdit at 0.35 on blended 512-px tiles",
+                        Image.open(SAMPLE), "Load Image, then 2x", 1)),
     ]:
         ui, api, jpg = EXAMPLES / f"{name}.json", API / f"{name}.json", EXAMPLES / f"{name}.jpg"
         write_json(ui, graph.ui(WORKFLOW_IDS[name], title))
