@@ -164,9 +164,10 @@ def _common(g: Graph, positive: str) -> tuple[int, int, int]:
 
 
 ENCODE_SOCKETS = [("image", "IMAGE", False), ("vae", "VAE", False), ("mask", "MASK", False),
-                  ("mask_feather", "INT", True), ("size_mode", "COMBO", True)]
-CROP_SOCKETS = [("crop_to_mask", "BOOLEAN", True), ("crop_size", "INT", True), ("crop_padding", "INT", True),
-                ("crop_factor", "FLOAT", True)]
+                  ("mask_feather", "INT", True), ("size_mode", "COMBO", True), ("crop_to_mask", "BOOLEAN", True),
+                  ("crop_size", "INT", True), ("crop_padding", "INT", True), ("crop_factor", "FLOAT", True)]
+# Encode's optional crop widgets at their defaults (off), as the frontend sends them
+CROP_OFF = {"crop_to_mask": False, "crop_size": 512, "crop_padding": 32, "crop_factor": 1.5}
 NOISE_SOCKETS = [("model", "MODEL", False), ("latent", "LATENT", False), ("strength", "FLOAT", True),
                  ("seed", "INT", True)]
 SAMPLER_SOCKETS = [("model", "MODEL", False), ("positive", "CONDITIONING", False),
@@ -217,8 +218,8 @@ def strokes_graph() -> Graph:
                                                          ("upload", "IMAGEUPLOAD", True)],
                   [STROKES_MASK.name, "red", "image"], [("MASK", "MASK")],
                   api={"image": STROKES_MASK.name, "channel": "red"})
-    enc = g.node("SDEditEncode", (370, 420), (260, 100), ENCODE_SOCKETS, [16, "pad"], [("latent", "LATENT")],
-                 api={"mask_feather": 16, "size_mode": "pad"})
+    enc = g.node("SDEditEncode", (370, 420), (260, 100), ENCODE_SOCKETS, [16, "pad", *CROP_OFF.values()], [("latent", "LATENT")],
+                 api={"mask_feather": 16, "size_mode": "pad", **CROP_OFF})
     g.link(image, 0, enc, "image", "IMAGE")
     g.link(ckpt, 2, enc, "vae", "VAE")
     g.link(mask, 0, enc, "mask", "MASK")
@@ -242,7 +243,7 @@ def region_graph() -> Graph:
                                                          ("upload", "IMAGEUPLOAD", True)],
                   [REGION_MASK.name, "red", "image"], [("MASK", "MASK")],
                   api={"image": REGION_MASK.name, "channel": "red"})
-    enc = g.node("SDEditEncode", (370, 420), (260, 200), ENCODE_SOCKETS + CROP_SOCKETS,
+    enc = g.node("SDEditEncode", (370, 420), (260, 200), ENCODE_SOCKETS,
                  [8, "pad", *REGION_CROP.values()], [("latent", "LATENT")],
                  api={"mask_feather": 8, "size_mode": "pad", **REGION_CROP})
     g.link(image, 0, enc, "image", "IMAGE")
@@ -264,8 +265,8 @@ def repeats_graph() -> Graph:
     ckpt, pos, neg = _common(g, POSITIVE)
     image = g.node("LoadImage", (0, 380), (315, 326), [("image", "COMBO", True), ("upload", "IMAGEUPLOAD", True)],
                    [SAMPLE.name, "image"], [("IMAGE", "IMAGE"), ("MASK", "MASK")], api={"image": SAMPLE.name})
-    enc = g.node("SDEditEncode", (370, 420), (260, 100), ENCODE_SOCKETS, [0, "pad"], [("latent", "LATENT")],
-                 api={"mask_feather": 0, "size_mode": "pad"})
+    enc = g.node("SDEditEncode", (370, 420), (260, 100), ENCODE_SOCKETS, [0, "pad", *CROP_OFF.values()], [("latent", "LATENT")],
+                 api={"mask_feather": 0, "size_mode": "pad", **CROP_OFF})
     g.link(image, 0, enc, "image", "IMAGE")
     g.link(ckpt, 2, enc, "vae", "VAE")
     latent = enc
@@ -291,8 +292,8 @@ def upscale_graph() -> Graph:
                    ["lanczos", UPSCALE_BY], [("IMAGE", "IMAGE")],
                    api={"upscale_method": "lanczos", "scale_by": UPSCALE_BY})
     g.link(image, 0, scale, "image", "IMAGE")
-    enc = g.node("SDEditEncode", (370, 420), (260, 100), ENCODE_SOCKETS, [0, "pad"], [("latent", "LATENT")],
-                 api={"mask_feather": 0, "size_mode": "pad"})
+    enc = g.node("SDEditEncode", (370, 420), (260, 100), ENCODE_SOCKETS, [0, "pad", *CROP_OFF.values()], [("latent", "LATENT")],
+                 api={"mask_feather": 0, "size_mode": "pad", **CROP_OFF})
     g.link(scale, 0, enc, "image", "IMAGE")
     g.link(ckpt, 2, enc, "vae", "VAE")
     noise = g.node("SDEditAddNoise", (680, 420), (290, 130), NOISE_SOCKETS, [UPSCALE_STRENGTH, 0, "fixed"],
