@@ -1,5 +1,8 @@
 """SDEdit 3 · Denoise (and its Custom twin): the U-Net predicts the noise in the noisy latent, conditioned on the prompt, and the
 sampler removes it; repeated for the steps that remain below the starting noise level."""
+import copy
+import logging
+
 import comfy.model_management
 import comfy.sample
 import comfy.samplers
@@ -7,10 +10,10 @@ import comfy.utils
 import latent_preview
 import torch
 
-from . import checks, pictures, tiles
+from . import checks, pictures, strength_map, tiles
 from .common import CATEGORY, check_latent_channels, io
 from .image_size import mask_in_working_frame
-from .sdedit_math import STEP_MODES, sdedit_sigmas
+from .sdedit_math import STEP_MODES, add_noise, sdedit_sigmas, start_sigma
 
 NODE = "SDEdit 3 · Denoise"
 
@@ -25,19 +28,21 @@ class ContinueFromNoisyLatent(comfy.samplers.KSAMPLER):
     step, and a `denoise_mask_function` or sampler that reads them sees what it sees under the host.
     """
 
-    def __init__(self, sampler_function, extra_options, inpaint_options, start: torch.Tensor):
+    def __init__(self, sampler_function, extra_options, inpaint_options, start: torch.Tensor, final: bool = True):
         super().__init__(sampler_function, extra_options, inpaint_options)
         self.start = start  # the noisy latent, VAE space
+        self.final = final  # False: the run stops above 0 and its noisy latent goes on to another run
 
     @classmethod
-    def of(cls, sampler, start: torch.Tensor, node: str = NODE, input_name: str = "sampler_name") -> "ContinueFromNoisyLatent":
+    def of(cls, sampler, start: torch.Tensor, node: str = NODE, input_name: str = "sampler_name",
+           final: bool = True) -> "ContinueFromNoisyLatent":
         """`sampler`: a host SAMPLER (KSAMPLER), or the name of one of the host's samplers."""
         host = comfy.samplers.sampler_object(sampler) if isinstance(sampler, str) else sampler
         if not isinstance(host, comfy.samplers.KSAMPLER):
             raise ValueError(f"{node}: input '{input_name}' is not a k-diffusion sampler ({type(host).__name__}), "
                              "so it cannot continue from a noisy latent. Fix: use the host's KSamplerSelect or "
                              "one of its Sampler... nodes (SamplerEulerAncestral, SamplerDPMPP_2M_SDE, ...).")
-        return cls(host.sampler_function, host.extra_options, host.inpaint_options, start)
+        return cls(host.sampler_function, host.extra_options, host.inpaint_options, start, final)
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None,
                denoise_mask=None, disable_pbar=False):
@@ -56,6 +61,8 @@ class ContinueFromNoisyLatent(comfy.samplers.KSAMPLER):
             k_callback = lambda d: callback(d["i"], d["denoised"], d["x"], total_steps)  # noqa: E731
         x = self.sampler_function(model_k, x, sigmas, extra_args=extra_args,
                                   callback=k_callback, disable=disable_pbar, **self.extra_options)
+        if not self.final:  # still noisy: the next run continues from this very latent
+            return x
         return model_wrap.inner_model.model_sampling.inverse_noise_scaling(sigmas[-1], x)
 
 
@@ -107,6 +114,53 @@ def denoise(guider, sampler, sigmas: torch.Tensor, noisy_latent: torch.Tensor, s
     # The callback sees model space; the guider's own process_latent_out brings the result back.
     trajectory = model.get_model_object("latent_format").process_out(torch.cat(predictions))
     return samples, trajectory
+
+
+def denoise_by_map(guider, sampler, sigmas: torch.Tensor, noisy_latent: torch.Tensor, seed: int,
+                   clean_latent: torch.Tensor, noise: torch.Tensor, join: torch.Tensor, levels: list,
+                   noisy_sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """`denoise` for a strength map (nodes/strength_map.py): one sampler run from each join level to the next,
+    over `sigmas` (the schedule with the join levels in it), each with a 0/1 mask of the cells joined so far.
+    Where a part joins, its latent is set to its clean latent noised with Add Noise's noise to that level, made
+    as Add Noise makes it; the parts at Add Noise's own level start from `noisy_latent` itself."""
+    model = guider.model_patcher
+    model_sampling, latent_format = model.get_model_object("model_sampling"), model.get_model_object("latent_format")
+    clean_in = latent_format.process_in(clean_latent)
+    parts = strength_map.segments(sigmas, levels)
+    total, done, predictions = len(sigmas) - 1, 0, []
+    step_callback = progress_callback(model, total, predictions)
+    x = None
+    for k, (level, part) in enumerate(parts):
+        held = latent_format.process_out(add_noise(model_sampling, clean_in, noise, level))
+        now = strength_map.joining(join, level).to(held.device)
+        if x is None:
+            x = torch.where(now, noisy_latent, held) if abs(level - noisy_sigma) <= level * strength_map.SAME_LEVEL \
+                else held
+        else:
+            x = torch.where(now, held, x.to(held.device))
+        mask = strength_map.joined(join, level).to(noisy_latent.dtype)
+        offset = done
+        x = guider.sample(noise, clean_latent,
+                          ContinueFromNoisyLatent.of(sampler, x, final=k == len(parts) - 1), part, denoise_mask=mask,
+                          callback=lambda step, x0, xs, _, offset=offset: step_callback(offset + step, x0, xs, total),
+                          disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+        x = x.to(comfy.model_management.intermediate_device())
+        done += len(part) - 1
+    if not predictions:
+        return x, x.clone()
+    return x, latent_format.process_out(torch.cat(predictions))
+
+
+def without_mask_function(guider):
+    """A shallow copy of `guider` without a denoise_mask_function (the host's DifferentialDiffusion): a strength
+    map already says when each part joins, and the patch would threshold the map a second time."""
+    if "denoise_mask_function" not in guider.model_options:
+        return guider
+    logging.info("%s: the strength map sets when each part of the picture is denoised; the model's "
+                 "denoise_mask_function (Differential Diffusion) is not applied on top of it.", NODE)
+    plain = copy.copy(guider)
+    plain.model_options = {k: v for k, v in guider.model_options.items() if k != "denoise_mask_function"}
+    return plain
 
 
 def noisy_records(node: str, latent: dict, hidden, input_name: str = "noisy_latent") -> list:
@@ -190,8 +244,18 @@ def run(node: str, guider, sampler, latent: dict, steps: int, scheduler: str, st
             picked = [records[i] for i in rows]
             clean = torch.stack([r.clean for r in picked]).to(part.dtype)
             noise = torch.stack([torch.zeros_like(r.clean) if r.noise is None else r.noise for r in picked])
-            out, trajectory = denoise(guider, sampler, sigmas, part, seed, clean, noise.to(part.dtype),
-                                      keep_masks(latent, records, rows))
+            mask = keep_masks(latent, records, rows)
+            if mask is None or strength_map.is_binary(mask):
+                out, trajectory = denoise(guider, sampler, sigmas, part, seed, clean, noise.to(part.dtype), mask)
+            else:  # grey: a strength per pixel
+                cells = strength_map.latent_map(mask, part.shape)
+                join, levels = strength_map.join_levels(model_sampling, strength, cells)
+                top = strength_map.top_strength(cells, strength)
+                sigmas = strength_map.map_schedule(
+                    sdedit_sigmas(model_sampling, scheduler, steps, top, start_sigma(model_sampling, top), step_mode,
+                                  discard), levels)
+                out, trajectory = denoise_by_map(without_mask_function(guider), sampler, sigmas, part, seed, clean,
+                                                 noise.to(part.dtype), join, levels, sigma)
         first_sigmas = sigmas if first_sigmas is None else first_sigmas
         for j, i in enumerate(rows):
             results[i] = out[j]

@@ -41,7 +41,9 @@ def feather(mask: torch.Tensor, pixels: int) -> torch.Tensor:
 
 
 def composite(original: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """IMAGE `edited` where the mask is 1, `original` (bit for bit) where it is 0, a blend between."""
+    """IMAGE `edited` wherever the mask is above 0, `original` (bit for bit) where it is 0. A grey value is a
+    strength (nodes/strength_map.py), already applied while denoising: it is not blended a second time."""
     m = mask.unsqueeze(-1).to(edited.dtype)
     original = original.to(edited.device, edited.dtype)
-    return torch.where(m > 0, original + m * (edited - original), original)
+    # Written as the blend at weight 1, as it always was, so binary masks keep their results bit for bit.
+    return torch.where(m > 0, original + (edited - original), original)

@@ -1,0 +1,94 @@
+"""Strength per pixel, apart from any UI: a grey mask is a map of diffusion times, not a blend.
+
+A pixel whose mask is m is edited at strength m x `strength`. Its latent joins the denoising at exactly
+the model's noise level for that strength (`start_sigma`, the level a whole picture at m x strength starts
+from) and is held until then on the clean latent, re-noised with Add Noise's own noise to each level (the
+host's inpaint blend, with a mask that is 0 or 1 at every step). The run's schedule is that of its most
+edited pixels (the map's largest value) with every other join level added, so each part starts at its own
+level, not at the nearest step; the sampler runs once per join level, from one level to the next, and the
+parts that join at each level are set to their re-noised clean latent there. A map of one value c is then
+the plain chain at strength c x strength, bit for bit.
+
+A latent cell covers several pixels: it takes the largest value among them (the most edited pixel), so
+the levels of a cell are the mask's own and none is made up between two of them. Pixels at 0 are kept
+bit for bit by Decode, whatever their cell.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .sdedit_math import start_sigma
+
+# Two join levels this close (relative) are one: float32 schedules round-trip a level to about 1e-7.
+SAME_LEVEL = 1e-6
+
+
+def is_binary(mask: torch.Tensor) -> bool:
+    """Only 0 and 1: the plain keep/edit mask, which runs the host's inpaint blend as before."""
+    return bool(((mask == 0) | (mask == 1)).all())
+
+
+def latent_map(mask: torch.Tensor, latent_shape) -> torch.Tensor:
+    """A mask (b, 1, H, W), (b, H, W) or per frame -> (batch, 1, *latent grid): each cell the largest value of
+    the pixels it covers. Video latents (5-D) take all frames as one video, as the host's reshape_mask does."""
+    batch, grid = latent_shape[0], tuple(latent_shape[2:])
+    m = mask.float()
+    if len(grid) == 2:
+        m = F.adaptive_max_pool2d(m.reshape(-1, 1, *m.shape[-2:]), grid)
+    else:
+        m = m.reshape(-1, 1, *m.shape[-3:]) if m.ndim == 5 else m.reshape(1, 1, -1, *m.shape[-2:])
+        m = F.adaptive_max_pool3d(m, grid)
+    if m.shape[0] != batch:
+        m = m.repeat((math.ceil(batch / m.shape[0]),) + (1,) * (m.ndim - 1))[:batch]
+    return m
+
+
+def join_levels(model_sampling, strength: float, cells: torch.Tensor) -> tuple[torch.Tensor, list]:
+    """(the join level of every cell, the distinct levels above 0, highest first). A cell at 0 joins never (0)."""
+    join = torch.zeros_like(cells, dtype=torch.float64)
+    levels = []
+    for value in torch.unique(cells).tolist():
+        if value <= 0.0:
+            continue
+        sigma = start_sigma(model_sampling, min(1.0, value) * strength)
+        join[cells == value] = sigma
+        if sigma > 0.0 and not any(math.isclose(sigma, s, rel_tol=SAME_LEVEL) for s in levels):
+            levels.append(sigma)
+    return join, sorted(levels, reverse=True)
+
+
+def top_strength(cells: torch.Tensor, strength: float) -> float:
+    """The strength of the map's most edited cells: the run's own schedule is theirs."""
+    return min(1.0, float(cells.max())) * strength
+
+
+def map_schedule(sigmas: torch.Tensor, levels: list) -> torch.Tensor:
+    """`sigmas` (highest first, ending at 0) with every join level it lacks added in order."""
+    known = [float(s) for s in sigmas]
+    added = [s for s in levels if not any(math.isclose(s, k, rel_tol=SAME_LEVEL) for k in known)]
+    if not added:
+        return sigmas
+    merged = torch.cat([sigmas, sigmas.new_tensor(added)])
+    return merged.sort(descending=True).values
+
+
+def segments(schedule: torch.Tensor, levels: list) -> list:
+    """The schedule cut at every join level below the first: [(level, sigmas from it to the next level or 0)]."""
+    values = [float(s) for s in schedule]
+
+    def index(level):
+        return min(range(len(values)), key=lambda i: abs(values[i] - level))
+
+    starts = [index(level) for level in levels] + [len(values) - 1]
+    return [(level, schedule[starts[k]:starts[k + 1] + 1]) for k, level in enumerate(levels)]
+
+
+def joined(join: torch.Tensor, level: float) -> torch.Tensor:
+    """Cells denoised from `level` on: those whose join level is `level` or above."""
+    return join >= level * (1.0 - SAME_LEVEL)
+
+
+def joining(join: torch.Tensor, level: float) -> torch.Tensor:
+    """Cells that join exactly at `level`."""
+    return (join - level).abs() <= level * SAME_LEVEL
