@@ -1,0 +1,121 @@
+"""A grey mask is a strength per pixel (nodes/strength_map.py), checked against SDEdit's closed form.
+
+The ideal denoiser of Gaussian data (tests/test_sdedit_gaussian.py) acts on each latent element on its own, so
+every band of a map can be checked against the exact SDEdit answer from its own level:
+mu + s (y - mu + sigma_j n) / sqrt(s^2 + sigma_j^2), sigma_j the model's level at strength m x strength.
+"""
+import comfy.sample
+import pytest
+import torch
+from comfy_extras.nodes_differential_diffusion import DifferentialDiffusion
+from helpers import left_keep_mask, picture
+from sdedit_img2img.nodes import strength_map
+from sdedit_img2img.nodes.add_noise import SDEditAddNoise
+from sdedit_img2img.nodes.decode import SDEditDecode
+from sdedit_img2img.nodes.denoise import SDEditDenoise
+from sdedit_img2img.nodes.encode import SDEditEncode
+from sdedit_img2img.nodes.sdedit_math import start_sigma
+from test_sdedit_gaussian import MU, S, conds, gaussian_model  # noqa: F401  (fixtures)
+
+BANDS = [0.0, 0.25, 0.5, 0.75, 1.0]
+SEED = 3
+
+
+def banded(width_per_band=2):
+    cells = torch.tensor(BANDS).repeat_interleave(width_per_band).view(1, 1, 1, -1)
+    return cells.expand(1, 1, 8, cells.shape[-1]).clone()
+
+
+def run(model, conds, y, mask, strength, steps=10, mode="proportional", seed=SEED):  # noqa: F811
+    fmt = model.get_model_object("latent_format")
+    latent = {"samples": fmt.process_out(y)}
+    if mask is not None:
+        latent["noise_mask"] = mask
+    noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
+    out = SDEditDenoise.execute(model, *conds, noisy, steps, 1.0, "euler", "normal", mode)[0]
+    return fmt.process_in(out["samples"])
+
+
+def exact(model, y, level, seed=SEED):
+    n = comfy.sample.prepare_noise(model.get_model_object("latent_format").process_out(y), seed)
+    return MU + S * (y - MU + level * n) / (S ** 2 + level ** 2) ** 0.5
+
+
+@pytest.mark.parametrize("steps", [10, 30])
+def test_each_band_lands_on_its_own_exact_answer(gaussian_model, conds, steps):  # noqa: F811
+    """Bands 0.25 .. 1 each within the discretisation error of a uniform run at that strength."""
+    y, strength = torch.linspace(-2, 2, 4 * 8 * 10).view(1, 4, 8, 10), 0.8
+    ms = gaussian_model.get_model_object("model_sampling")
+    result = run(gaussian_model, conds, y, banded(), strength, steps)
+    for b, value in enumerate(BANDS[1:], start=1):
+        cells = (slice(None), slice(None), slice(None), slice(2 * b, 2 * b + 2))
+        answer = exact(gaussian_model, y, start_sigma(ms, value * strength))[cells]
+        uniform = run(gaussian_model, conds, y, None, value * strength, steps)[cells]
+        error, own = float((result[cells] - answer).abs().max()), float((uniform - answer).abs().max())
+        assert error <= 1.05 * own, f"band {value}: {error:.3g} against a uniform run's {own:.3g}"
+
+
+@pytest.mark.parametrize("value", [0.25, 0.5])
+@pytest.mark.parametrize("mode", ["proportional", "all"])
+def test_a_constant_map_is_the_plain_chain_at_that_strength_bit_for_bit(gaussian_model, conds, value, mode):  # noqa: F811
+    y = torch.linspace(-2, 2, 4 * 8 * 10).view(1, 4, 8, 10)
+    mapped = run(gaussian_model, conds, y, torch.full((1, 1, 8, 10), value), 0.6, mode=mode)
+    plain = run(gaussian_model, conds, y, None, value * 0.6, mode=mode)
+    assert torch.equal(mapped, plain)
+
+
+def test_each_band_joins_at_its_own_level_seen_in_the_models_inputs(sd15, conds):  # noqa: F811
+    """Every band's level is one the model is called at, and there its cells are the clean latent re-noised
+    with Add Noise's noise to that level; above it they are held on that path."""
+    model, seen = sd15[0].clone(), []
+
+    def watch(apply_model, args):
+        seen.append((float(args["timestep"].flatten()[0]), args["input"][:1].clone()))
+        return MU + S ** 2 / (S ** 2 + args["timestep"].view(-1, 1, 1, 1) ** 2) * (args["input"] - MU)
+    model.set_model_unet_function_wrapper(watch)
+    y, strength = torch.linspace(-2, 2, 4 * 8 * 10).view(1, 4, 8, 10), 0.7
+    run(model, conds, y, banded(), strength)
+    ms = model.get_model_object("model_sampling")
+    n = comfy.sample.prepare_noise(model.get_model_object("latent_format").process_out(y), SEED)
+    for b, value in enumerate(BANDS[1:], start=1):
+        level = start_sigma(ms, value * strength)
+        cells = (slice(None), slice(None), slice(None), slice(2 * b, 2 * b + 2))
+        at = [x for sigma, x in seen if abs(sigma - level) <= 1e-5 * level]
+        assert at, f"band {value}: no model call at its level {level:.4g}"
+        torch.testing.assert_close(at[0][cells], (y + level * n)[cells], rtol=1e-5, atol=1e-5)
+        for sigma, x in seen:
+            if sigma > level * (1 + 1e-5):
+                torch.testing.assert_close(x[cells], (y + sigma * n)[cells], rtol=1e-5, atol=1e-5)
+
+
+def test_differential_diffusion_wired_too_does_not_threshold_the_map_again(gaussian_model, conds):  # noqa: F811
+    y = torch.linspace(-2, 2, 4 * 8 * 10).view(1, 4, 8, 10)
+    patched = DifferentialDiffusion.execute(gaussian_model)[0]
+    assert torch.equal(run(patched, conds, y, banded(), 0.8), run(gaussian_model, conds, y, banded(), 0.8))
+
+
+def test_latent_map_takes_each_cells_most_edited_pixel_and_levels_are_the_masks_own():
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 3, 3], mask[..., 8:, 8:] = 0.5, 0.25
+    cells = strength_map.latent_map(mask, (2, 4, 2, 2))
+    assert cells.shape == (2, 1, 2, 2)
+    assert cells[0, 0].tolist() == [[0.5, 0.0], [0.0, 0.25]]
+    assert strength_map.is_binary(torch.tensor([0.0, 1.0])) and not strength_map.is_binary(cells)
+    schedule = strength_map.map_schedule(torch.tensor([3.0, 2.0, 1.0, 0.0]), [3.0, 1.5])
+    assert schedule.tolist() == [3.0, 2.0, 1.5, 1.0, 0.0]
+    parts = strength_map.segments(schedule, [3.0, 1.5])
+    assert [(level, p.tolist()) for level, p in parts] == [(3.0, [3.0, 2.0, 1.5]), (1.5, [1.5, 1.0, 0.0])]
+
+
+def test_grey_map_through_the_real_chain_keeps_zeros_bit_for_bit(sd15, conds):  # noqa: F811
+    model, _, vae = sd15
+    image = picture(2)
+    mask = left_keep_mask(32) * torch.linspace(0.2, 1.0, image.shape[2]).view(1, 1, -1)  # three levels and a ramp
+    latent = SDEditEncode.execute(image, vae, mask=mask)[0]
+    noisy = SDEditAddNoise.execute(model, latent, 0.6, SEED)[0]
+    out = SDEditDenoise.execute(model, *conds, noisy, 5, 1.0, "euler", "normal", "proportional")[0]
+    decoded = SDEditDecode.execute(out, vae)[0]
+    keep = mask[0] == 0
+    assert torch.equal(decoded[0][keep], image[0][keep])
+    raw = vae.decode(out["samples"])
+    torch.testing.assert_close(decoded[0][~keep], raw[0][~keep], rtol=0, atol=1e-6)  # decoded once, not blended
