@@ -32,7 +32,8 @@ class SDEditEncode(io.ComfyNode):
                 io.Vae.Input("vae", tooltip="The VAE of the checkpoint that will denoise the latent."),
                 io.Mask.Input("mask", optional=True,
                               tooltip="Optional: where to edit (1 = edit, 0 = keep), e.g. Load Image's mask "
-                                      "or the mask editor. Resized to the image; one mask serves a batch. "
+                                      "or the mask editor; a grey value m edits that part at m x strength. "
+                                      "Resized to the image; one mask serves a batch. "
                                       "The kept part is returned bit for bit by SDEdit 4 · Decode."),
                 io.Int.Input("mask_feather", default=0, min=0, max=256, optional=True,
                              tooltip="Pixels over which the edit fades in inside the mask's edge "
