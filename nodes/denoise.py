@@ -249,8 +249,9 @@ def run(node: str, guider, sampler, latent: dict, steps: int, scheduler: str, st
                 out, trajectory = denoise(guider, sampler, sigmas, part, seed, clean, noise.to(part.dtype), mask)
             else:  # grey: a strength per pixel
                 cells = strength_map.latent_map(mask, part.shape)
-                join, levels = strength_map.join_levels(model_sampling, strength, cells)
-                top = strength_map.top_strength(cells, strength)
+                bins = strength_map.bins_for(len(sigmas) - 1)
+                join, levels = strength_map.join_levels(model_sampling, strength, cells, bins)
+                top = strength_map.top_strength(cells, strength, bins)
                 sigmas = strength_map.map_schedule(
                     sdedit_sigmas(model_sampling, scheduler, steps, top, start_sigma(model_sampling, top), step_mode,
                                   discard), levels)

@@ -12,6 +12,12 @@ the plain chain at strength c x strength, bit for bit.
 A latent cell covers several pixels: it takes the largest value among them (the most edited pixel), so
 the levels of a cell are the mask's own and none is made up between two of them. Pixels at 0 are kept
 bit for bit by Decode, whatever their cell.
+
+Each join level costs one model call more, so the map is read in bins: the values in one bin join at one
+level, that of the middle of the values the bin holds (a bin with one value keeps it exactly). There are
+as many bins as the plain run has steps, and at least MAP_BINS, so a bin is at most one step of the run
+wide: a feather, whose ramp holds a value per cell, adds at most that many model calls instead of one per
+value, and no part moves by more than half a bin.
 """
 import math
 
@@ -22,6 +28,22 @@ from .sdedit_math import start_sigma
 
 # Two join levels this close (relative) are one: float32 schedules round-trip a level to about 1e-7.
 SAME_LEVEL = 1e-6
+MAP_BINS = 16
+
+
+def bins_for(steps: int) -> int:
+    """Bins of the map for a run of `steps` steps at the full strength: none wider than a step."""
+    return max(MAP_BINS, steps)
+
+
+def binned(values: list, bins: int = MAP_BINS) -> dict:
+    """{map value: the value it joins at}: values above 0 in one bin ((k-1)/bins, k/bins] share the middle of
+    the bin's smallest and largest value; a value alone in its bin is its own."""
+    groups = {}
+    for v in values:
+        if v > 0.0:
+            groups.setdefault(min(bins, max(1, math.ceil(min(1.0, v) * bins))), []).append(v)
+    return {v: (min(group) + max(group)) / 2 for group in groups.values() for v in group}
 
 
 def is_binary(mask: torch.Tensor) -> bool:
@@ -44,23 +66,22 @@ def latent_map(mask: torch.Tensor, latent_shape) -> torch.Tensor:
     return m
 
 
-def join_levels(model_sampling, strength: float, cells: torch.Tensor) -> tuple[torch.Tensor, list]:
+def join_levels(model_sampling, strength: float, cells: torch.Tensor,
+                bins: int = MAP_BINS) -> tuple[torch.Tensor, list]:
     """(the join level of every cell, the distinct levels above 0, highest first). A cell at 0 joins never (0)."""
     join = torch.zeros_like(cells, dtype=torch.float64)
     levels = []
-    for value in torch.unique(cells).tolist():
-        if value <= 0.0:
-            continue
-        sigma = start_sigma(model_sampling, min(1.0, value) * strength)
+    for value, joins_at in binned(torch.unique(cells).tolist(), bins).items():
+        sigma = start_sigma(model_sampling, min(1.0, joins_at) * strength)
         join[cells == value] = sigma
         if sigma > 0.0 and not any(math.isclose(sigma, s, rel_tol=SAME_LEVEL) for s in levels):
             levels.append(sigma)
     return join, sorted(levels, reverse=True)
 
 
-def top_strength(cells: torch.Tensor, strength: float) -> float:
+def top_strength(cells: torch.Tensor, strength: float, bins: int = MAP_BINS) -> float:
     """The strength of the map's most edited cells: the run's own schedule is theirs."""
-    return min(1.0, float(cells.max())) * strength
+    return min(1.0, max(binned(torch.unique(cells).tolist(), bins).values(), default=0.0)) * strength
 
 
 def map_schedule(sigmas: torch.Tensor, levels: list) -> torch.Tensor:

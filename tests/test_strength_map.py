@@ -8,7 +8,7 @@ import comfy.sample
 import pytest
 import torch
 from comfy_extras.nodes_differential_diffusion import DifferentialDiffusion
-from helpers import left_keep_mask, picture
+from helpers import eps_sampling, left_keep_mask, picture
 from sdedit_img2img.nodes import strength_map
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
@@ -119,3 +119,32 @@ def test_grey_map_through_the_real_chain_keeps_zeros_bit_for_bit(sd15, conds):  
     assert torch.equal(decoded[0][keep], image[0][keep])
     raw = vae.decode(out["samples"])
     torch.testing.assert_close(decoded[0][~keep], raw[0][~keep], rtol=0, atol=1e-6)  # decoded once, not blended
+
+
+def test_a_feather_ramp_joins_at_most_map_bins_levels_each_part_within_half_a_bin():
+    """A ramp holds a value per cell; one level per value would cost one model call each."""
+    values = torch.linspace(0.003, 1.0, 300).tolist()
+    joins_at = strength_map.binned(values)
+    assert len(set(joins_at.values())) == strength_map.MAP_BINS
+    assert max(abs(joins_at[v] - v) for v in values) <= 0.5 / strength_map.MAP_BINS + 1e-12
+    assert all(joins_at[v] > 0 for v in values)  # a part to edit is never kept
+    alone = [0.1, 0.25, 0.5, 0.75, 1.0]  # one value per bin: its own level, exactly
+    assert strength_map.binned(alone) == {v: v for v in alone}
+    ms = eps_sampling()
+    join, levels = strength_map.join_levels(ms, 0.8, torch.tensor(values).view(1, 1, 10, 30))
+    assert len(levels) == strength_map.MAP_BINS
+    assert strength_map.top_strength(torch.tensor(values), 0.8) == pytest.approx(0.8 * max(joins_at.values()))
+
+
+def test_a_feathered_mask_costs_at_most_map_bins_model_calls_more(gaussian_model, conds):  # noqa: F811
+    model, levels = gaussian_model.clone(), []
+    inner = model.model_options["model_function_wrapper"]
+
+    def watch(apply_model, args):
+        levels.append(float(args["timestep"].flatten()[0]))
+        return inner(apply_model, args)
+    model.set_model_unet_function_wrapper(watch)
+    y = torch.linspace(-2, 2, 4 * 8 * 40).view(1, 4, 8, 40)
+    ramp = torch.linspace(0.0, 1.0, 40).view(1, 1, 1, -1).expand(1, 1, 8, 40).clone()
+    run(model, conds, y, ramp, 0.8, steps=10)
+    assert len(levels) <= round(10 * 0.8) + strength_map.MAP_BINS
