@@ -50,15 +50,15 @@ class SDEditAddNoise(io.ComfyNode):
         model_sampling = model.get_model_object("model_sampling")
         sigma = start_sigma(model_sampling, strength)
         records = own_records(latent, cls.hidden)
-        noise = None
+        start, noise = samples, None
         if sigma > 0.0:
             latent_format = model.get_model_object("latent_format")
             # The host's own noise: CPU generator, one draw per batch_index, as KSampler makes it.
             noise = comfy.sample.prepare_noise(samples, seed, latent.get("batch_index"))
             samples = latent_format.process_out(add_noise(model_sampling, latent_format.process_in(samples), noise, sigma))
         kind = checks.noise_kind(model_sampling)
-        records = [pictures.noisy(r, sigma, float(strength), int(seed), kind, None if noise is None else noise[i])
-                   for i, r in enumerate(records)]
+        records = [pictures.noisy(r, sigma, float(strength), int(seed), kind, None if noise is None else noise[i],
+                                  start[i]) for i, r in enumerate(records)]
         return io.NodeOutput(pictures.attach(latent, samples, records))
 
 

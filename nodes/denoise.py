@@ -255,7 +255,10 @@ def run(node: str, guider, sampler, latent: dict, steps: int, scheduler: str, st
                 sigmas = strength_map.map_schedule(
                     sdedit_sigmas(model_sampling, scheduler, steps, top, start_sigma(model_sampling, top), step_mode,
                                   discard), levels)
-                out, trajectory = denoise_by_map(without_mask_function(guider), sampler, sigmas, part, seed, clean,
+                # Grey parts join from this round's latent (a repeat's: the last result); kept parts stay the input's.
+                start = torch.stack([r.clean if r.start is None else r.start for r in picked]).to(part.dtype)
+                held = torch.where(cells.to(start.device) > 0, start, clean)
+                out, trajectory = denoise_by_map(without_mask_function(guider), sampler, sigmas, part, seed, held,
                                                  noise.to(part.dtype), join, levels, sigma)
         first_sigmas = sigmas if first_sigmas is None else first_sigmas
         for j, i in enumerate(rows):

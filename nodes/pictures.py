@@ -36,6 +36,8 @@ class Picture:
     seed: int | None = None                   # ancestral and SDE samplers draw their fresh noise from it
     noise_kind: str = ""                      # how the model added the noise (checks.noise_kind)
     noise: torch.Tensor | None = None         # the noise Add Noise drew for this row: the keep region's noise
+    start: torch.Tensor | None = None         # the latent Add Noise noised (a repeat's: the last result), whose
+                                              # grey parts a strength map re-noises to their own level
     region: Region | None = None              # crop_to_mask: where this row's crop lies in the whole picture
     whole: torch.Tensor | None = None         # crop_to_mask: the whole picture (1, h, w, 3) it is stitched into
 
@@ -167,9 +169,10 @@ def from_encode(samples: torch.Tensor, pixels: torch.Tensor, mask, working_mask,
                     working_mask=part(working_mask, i), geometry=geometry) for i in range(rows)]
 
 
-def noisy(record: Picture, sigma: float, strength: float, seed: int, noise_kind: str, noise) -> Picture:
-    return dataclasses.replace(record, sigma=sigma, strength=strength, seed=seed, noise_kind=noise_kind, noise=noise)
+def noisy(record: Picture, sigma: float, strength: float, seed: int, noise_kind: str, noise, start) -> Picture:
+    return dataclasses.replace(record, sigma=sigma, strength=strength, seed=seed, noise_kind=noise_kind, noise=noise,
+                               start=start)
 
 
 def denoised(record: Picture) -> Picture:
-    return dataclasses.replace(record, sigma=None, strength=None, seed=None, noise_kind="", noise=None)
+    return dataclasses.replace(record, sigma=None, strength=None, seed=None, noise_kind="", noise=None, start=None)

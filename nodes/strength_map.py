@@ -15,9 +15,9 @@ bit for bit by Decode, whatever their cell.
 
 Each join level costs one model call more, so the map is read in bins: the values in one bin join at one
 level, that of the middle of the values the bin holds (a bin with one value keeps it exactly). There are
-as many bins as the plain run has steps, and at least MAP_BINS, so a bin is at most one step of the run
-wide: a feather, whose ramp holds a value per cell, adds at most that many model calls instead of one per
-value, and no part moves by more than half a bin.
+as many bins as the plain run has steps (at least MAP_BINS), so a bin is at most one step of the run wide:
+a feather, whose ramp holds a value per cell, at most doubles the model calls instead of adding one per
+value, and no part moves by more than half a step.
 """
 import math
 
@@ -28,7 +28,7 @@ from .sdedit_math import start_sigma
 
 # Two join levels this close (relative) are one: float32 schedules round-trip a level to about 1e-7.
 SAME_LEVEL = 1e-6
-MAP_BINS = 16
+MAP_BINS = 4
 
 
 def bins_for(steps: int) -> int:

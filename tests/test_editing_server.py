@@ -1,5 +1,5 @@
-"""The editing examples (strokes under a mask, repeats K = 3, a small region of a big picture, the tiled
-upscale) run through a real `main.py --cpu` server."""
+"""The editing examples (strokes under a mask, repeats K = 3, a small region of a big picture, a strength
+per pixel, the tiled upscale) run through a real `main.py --cpu` server."""
 import json
 
 import numpy as np
@@ -12,7 +12,8 @@ STROKES = EXAMPLES / "input" / "sdedit_strokes.png"
 STROKES_MASK = EXAMPLES / "input" / "sdedit_strokes_mask.png"
 REGION = EXAMPLES / "input" / "sdedit_region.png"
 REGION_MASK = EXAMPLES / "input" / "sdedit_region_mask.png"
-NAMES = ["sdedit_strokes", "sdedit_repeats", "sdedit_region", "sdedit_upscale"]
+MAP_MASK = EXAMPLES / "input" / "sdedit_strength_map_mask.png"
+NAMES = ["sdedit_strokes", "sdedit_repeats", "sdedit_region", "sdedit_strength_map", "sdedit_upscale"]
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +21,7 @@ def server(tmp_path_factory, checkpoint_path):
     """As conftest's server, with the stroke painting and its mask in the input folder too."""
     from harness import ComfyServer, prepare_workspace
     base = prepare_workspace(tmp_path_factory.mktemp("comfyui"), checkpoint_path,
-                             [SAMPLE_IMAGE, STROKES, STROKES_MASK, REGION, REGION_MASK])
+                             [SAMPLE_IMAGE, STROKES, STROKES_MASK, REGION, REGION_MASK, MAP_MASK])
     with ComfyServer(COMFYUI, base) as running:
         yield running
 
@@ -70,6 +71,18 @@ def test_the_region_example_edits_the_small_mask_and_keeps_the_big_rest(server, 
     mask = np.asarray(Image.open(REGION_MASK).convert("L")) > 0
     assert mask.sum() < 128 * 128 and np.array_equal(out[~mask], source[~mask]), "outside the mask: the input"
     assert np.abs(out[mask] - source[mask]).mean() > 5, "the masked apple was edited"
+
+
+def test_the_strength_map_example_edits_by_its_three_levels_and_keeps_black(server, checkpoint_path):
+    prompt = prompt_of("sdedit_strength_map", checkpoint_path)
+    out = run(server, prompt)
+    source = np.asarray(Image.open(SAMPLE_IMAGE).convert("RGB"), dtype=np.int16)
+    levels = np.asarray(Image.open(MAP_MASK).convert("L"))
+    assert out.shape == source.shape and sorted(np.unique(levels).tolist()) == [0, 128, 255]
+    keep = levels == 0
+    assert np.array_equal(out[keep], source[keep]), "black: the input's pixels"
+    for level in (128, 255):
+        assert np.abs(out[levels == level] - source[levels == level]).mean() > 5, f"grey {level} was edited"
 
 
 def test_the_upscale_example_doubles_the_size_on_tiles(server, checkpoint_path):

@@ -121,7 +121,7 @@ def test_grey_map_through_the_real_chain_keeps_zeros_bit_for_bit(sd15, conds):  
     torch.testing.assert_close(decoded[0][~keep], raw[0][~keep], rtol=0, atol=1e-6)  # decoded once, not blended
 
 
-def test_a_feather_ramp_joins_at_most_map_bins_levels_each_part_within_half_a_bin():
+def test_a_feather_ramp_joins_at_one_level_per_bin_each_part_within_half_a_bin():
     """A ramp holds a value per cell; one level per value would cost one model call each."""
     values = torch.linspace(0.003, 1.0, 300).tolist()
     joins_at = strength_map.binned(values)
@@ -129,14 +129,15 @@ def test_a_feather_ramp_joins_at_most_map_bins_levels_each_part_within_half_a_bi
     assert max(abs(joins_at[v] - v) for v in values) <= 0.5 / strength_map.MAP_BINS + 1e-12
     assert all(joins_at[v] > 0 for v in values)  # a part to edit is never kept
     alone = [0.1, 0.25, 0.5, 0.75, 1.0]  # one value per bin: its own level, exactly
-    assert strength_map.binned(alone) == {v: v for v in alone}
+    assert strength_map.binned(alone, 10) == {v: v for v in alone}
+    assert strength_map.binned([0.1, 0.25], 4) == {0.1: 0.175, 0.25: 0.175}  # one bin: its middle
     ms = eps_sampling()
     join, levels = strength_map.join_levels(ms, 0.8, torch.tensor(values).view(1, 1, 10, 30))
     assert len(levels) == strength_map.MAP_BINS
     assert strength_map.top_strength(torch.tensor(values), 0.8) == pytest.approx(0.8 * max(joins_at.values()))
 
 
-def test_a_feathered_mask_costs_at_most_map_bins_model_calls_more(gaussian_model, conds):  # noqa: F811
+def test_a_feathered_mask_at_most_doubles_the_model_calls(gaussian_model, conds):  # noqa: F811
     model, levels = gaussian_model.clone(), []
     inner = model.model_options["model_function_wrapper"]
 
@@ -147,4 +148,51 @@ def test_a_feathered_mask_costs_at_most_map_bins_model_calls_more(gaussian_model
     y = torch.linspace(-2, 2, 4 * 8 * 40).view(1, 4, 8, 40)
     ramp = torch.linspace(0.0, 1.0, 40).view(1, 1, 1, -1).expand(1, 1, 8, 40).clone()
     run(model, conds, y, ramp, 0.8, steps=10)
-    assert len(levels) <= round(10 * 0.8) + strength_map.MAP_BINS
+    steps = round(10 * 0.8)
+    assert steps < len(levels) <= steps + strength_map.bins_for(steps)  # 39 grey values: not 39 calls more
+
+
+def flow(model):
+    """The same model with SD3's rectified-flow sampling (shift 3), as ModelSamplingSD3 installs it."""
+    from comfy_extras.nodes_model_advanced import ModelSamplingSD3
+    return ModelSamplingSD3().patch(model, 3.0)[0]
+
+
+@pytest.mark.parametrize("family", ["eps", "flow"])
+@pytest.mark.parametrize("mode", ["proportional", "all"])
+def test_every_band_joins_at_its_own_level_in_both_step_modes_and_families(sd15, conds, family, mode):  # noqa: F811
+    model, seen = sd15[0].clone(), []
+
+    def watch(apply_model, args):
+        seen.append((float(args["timestep"].flatten()[0]), args["input"][:1].clone()))
+        return args["input"] * 0.5  # any answer: only what the model is given is checked
+    model.set_model_unet_function_wrapper(watch)
+    model = flow(model) if family == "flow" else model
+    ms = model.get_model_object("model_sampling")
+    y, strength = torch.linspace(-2, 2, 4 * 8 * 10).view(1, 4, 8, 10), 0.7
+    run(model, conds, y, banded(), strength, mode=mode)
+    n = comfy.sample.prepare_noise(model.get_model_object("latent_format").process_out(y), SEED)
+    for b, value in enumerate(BANDS[1:], start=1):
+        level = start_sigma(ms, value * strength)
+        cells = (slice(None), slice(None), slice(None), slice(2 * b, 2 * b + 2))
+        at = [x for sigma, x in seen if abs(sigma - level) <= 1e-5 * level]
+        assert at, f"{family} {mode}, band {value}: no model call at its level {level:.4g}"
+        noised = ms.noise_scaling(torch.tensor(level), n, y)  # what Add Noise makes at that level
+        torch.testing.assert_close(at[0][cells], noised[cells], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["eps", "flow"])
+def test_a_constant_map_through_two_repeats_is_the_plain_chain_twice(gaussian_model, conds, family):  # noqa: F811
+    model = flow(gaussian_model) if family == "flow" else gaussian_model
+    fmt = model.get_model_object("latent_format")
+    y = torch.linspace(-2, 2, 4 * 8 * 10).view(1, 4, 8, 10)
+
+    def twice(mask, strength):
+        latent = {"samples": fmt.process_out(y)}
+        if mask is not None:
+            latent["noise_mask"] = mask
+        for seed in (1, 2):
+            noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
+            latent = SDEditDenoise.execute(model, *conds, noisy, 10, 1.0, "euler", "normal", "proportional")[0]
+        return latent["samples"]
+    assert torch.equal(twice(torch.full((1, 1, 8, 10), 0.5), 0.6), twice(None, 0.3))

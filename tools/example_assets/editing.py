@@ -1,5 +1,6 @@
 """The editing examples (masks, repeats, tiled upscale): the stroke painting and its mask
-(example_workflows/input/), and for sdedit_strokes, sdedit_repeats and sdedit_upscale the UI workflow, its API twin and the thumbnail. The workflows are built from
+(example_workflows/input/), and for sdedit_strokes, sdedit_repeats, sdedit_region, sdedit_strength_map and
+sdedit_upscale the UI workflow, its API twin and the thumbnail. The workflows are built from
 one graph description each, so the UI file and its API twin cannot drift apart.
 
 The repeats example and its thumbnail use the sample picture, so the basic assets are written first.
@@ -31,7 +32,11 @@ REGION_CROP = {"crop_to_mask": True, "crop_size": 512, "crop_padding": 32, "crop
 WORKFLOW_IDS = {"sdedit_strokes": "6b1f4c2e-3a5d-4e7f-8a9b-0c1d2e3f4a51",
                 "sdedit_repeats": "7c2a5d3f-4b6e-4f80-9bac-1d2e3f4a5b62",
                 "sdedit_region": "9e4c7f51-6d80-41a2-8dce-3f4a5b6c7d84",
-                "sdedit_upscale": "8d3b6e4a-5c7f-4091-a1bd-2e3f4a5b6c73"}
+                "sdedit_upscale": "8d3b6e4a-5c7f-4091-a1bd-2e3f4a5b6c73",
+                "sdedit_strength_map": "a4c8e2f6-1b3d-4e5f-9a7c-6d8e0f1a2b3c"}
+MAP_MASK = INPUT / "sdedit_strength_map_mask.png"
+MAP_STRENGTH = 0.8
+MAP_LEVELS = {"background": 255, "apple": 128, "table": 0}  # edit at 0.8, 0.4 (128/255 x 0.8) and keep
 UPSCALE_BY = 2.0
 UPSCALE_STRENGTH = 0.35  # the Ultimate SD Upscale range (0.2-0.4): detail added, composition kept
 
@@ -61,6 +66,18 @@ def draw_strokes() -> tuple[Image.Image, Image.Image]:
     md.rectangle((14, 14, w - 15, h - 15), fill=255)
     md.rectangle((w - 96, h - 42, w - 15, h - 15), fill=0)
     return img, mask
+
+
+def draw_strength_map() -> Image.Image:
+    """A grey map of three levels over the sample picture: the background at 1 (white), the apple at 0.5
+    (grey) and the table's edge at 0 (black: kept)."""
+    w, h = SAMPLE_SIZE
+    mask = Image.new("L", (w, h), MAP_LEVELS["background"])
+    d = ImageDraw.Draw(mask)
+    d.ellipse((134, 96, 380, 306), fill=MAP_LEVELS["apple"])
+    d.polygon([(248, 120), (262, 52), (290, 40), (346, 50), (300, 88), (268, 122)], fill=MAP_LEVELS["apple"])
+    d.rectangle((0, 312, w, h), fill=MAP_LEVELS["table"])
+    return mask
 
 
 def draw_region() -> tuple[Image.Image, Image.Image]:
@@ -195,8 +212,9 @@ def _round(g, x, ckpt, pos, neg, latent_src, strength, seed):
 
 
 def _finish(g, x, ckpt, latent_src, prefix):
-    dec = g.node("SDEditDecode", (x, 420), (230, 46), [("latent", "LATENT", False), ("vae", "VAE", False)], [],
-                 [("image", "IMAGE")])
+    dec = g.node("SDEditDecode", (x, 420), (230, 70), [("latent", "LATENT", False), ("vae", "VAE", False),
+                                                       ("color_anchor", "FLOAT", True)], [0.0],
+                 [("image", "IMAGE")], api={"color_anchor": 0.0})  # its optional widget at its default (off)
     g.link(latent_src, 0, dec, "latent", "LATENT")
     g.link(ckpt, 2, dec, "vae", "VAE")
     save = g.node("SaveImage", (x + 280, 420), (420, 460), [("images", "IMAGE", False),
@@ -260,6 +278,30 @@ def region_graph() -> Graph:
     return g
 
 
+def strength_map_graph() -> Graph:
+    g = Graph()
+    ckpt, pos, neg = _common(g, POSITIVE)
+    image = g.node("LoadImage", (0, 380), (315, 326), [("image", "COMBO", True), ("upload", "IMAGEUPLOAD", True)],
+                   [SAMPLE.name, "image"], [("IMAGE", "IMAGE"), ("MASK", "MASK")], api={"image": SAMPLE.name})
+    mask = g.node("LoadImageMask", (0, 760), (315, 318), [("image", "COMBO", True), ("channel", "COMBO", True),
+                                                         ("upload", "IMAGEUPLOAD", True)],
+                  [MAP_MASK.name, "red", "image"], [("MASK", "MASK")], api={"image": MAP_MASK.name, "channel": "red"})
+    enc = g.node("SDEditEncode", (370, 420), (260, 200), ENCODE_SOCKETS, [0, "pad", *CROP_OFF.values()],
+                 [("latent", "LATENT")], api={"mask_feather": 0, "size_mode": "pad", **CROP_OFF})
+    g.link(image, 0, enc, "image", "IMAGE")
+    g.link(ckpt, 2, enc, "vae", "VAE")
+    g.link(mask, 0, enc, "mask", "MASK")
+    den = _round(g, 680, ckpt, pos, neg, enc, MAP_STRENGTH, 0)
+    _finish(g, 1040, ckpt, den, "sdedit/strength_map")
+    note(g, (370, 880), (600, 190), "Note: a strength per pixel",
+         "The mask is a map of strengths: a grey value m edits that part at **m x strength**. Here strength "
+         "0.8: the background (white) changes at 0.8, the apple (grey, 0.5) at 0.4, so it keeps its shape, and "
+         "the table's edge (black) is kept, pixel for pixel.\n\nEach part joins the denoising at exactly the "
+         "noise level a whole picture at its strength would start from, so 0.5 means the same whatever the "
+         "steps or scheduler. A feather (mask_feather) is a ramp of this map.")
+    return g
+
+
 def repeats_graph() -> Graph:
     g = Graph()
     ckpt, pos, neg = _common(g, POSITIVE)
@@ -317,11 +359,12 @@ def upscale_graph() -> Graph:
 
 
 def edit_thumbnail(title: str, sub: str, left: Image.Image, left_caption: str, rounds: int,
-                   mask: Image.Image | None = None) -> Image.Image:
+                   mask: Image.Image | None = None,
+                   mask_caption: str = "Load Image (as Mask): white = edit") -> Image.Image:
     img, d = blank_thumbnail(title, sub)
     picture(img, d, left, (16, 76, 240, 244), left_caption)
     if mask is not None:
-        picture(img, d, mask, (272, 76, 496, 244), "Load Image (as Mask): white = edit")
+        picture(img, d, mask, (272, 76, 496, 244), mask_caption)
     else:
         picture(img, d, noisy(left.convert("RGB").resize((112, 84)), 0.5, seed=1), (272, 76, 496, 244),
                 "Add Noise, strength 0.5")
@@ -346,7 +389,9 @@ def edit_examples() -> list[Path]:
     region, region_mask = draw_region()
     save_flat_png(region, REGION)
     region_mask.save(REGION_MASK, format="PNG", optimize=True)
-    written = [STROKES, STROKES_MASK, REGION, REGION_MASK]
+    strength_map = draw_strength_map()
+    strength_map.save(MAP_MASK, format="PNG", optimize=True)
+    written = [STROKES, STROKES_MASK, REGION, REGION_MASK, MAP_MASK]
     for name, graph, title, thumb in [
         ("sdedit_strokes", strokes_graph(), "SDEdit strokes \u2192 picture",
          edit_thumbnail("SDEdit  strokes to picture", "flat colour strokes, a mask, strength 0.5",
@@ -357,6 +402,10 @@ def edit_examples() -> list[Path]:
         ("sdedit_region", region_graph(), "SDEdit a small region of a big picture",
          edit_thumbnail("SDEdit  region at the model's size", "2048 x 1536 picture, 128 x 128 mask, crop_to_mask",
                         region, "Load Image: 2048 x 1536", 1, region_mask)),
+        ("sdedit_strength_map", strength_map_graph(), "SDEdit strength per pixel (grey map)",
+         edit_thumbnail("SDEdit  a strength per pixel", "a grey map: background 0.8, apple 0.4, table kept",
+                        Image.open(SAMPLE), "Load Image", 1, strength_map,
+                        "the map: white 1, grey 0.5, black = keep")),
         ("sdedit_upscale", upscale_graph(), "SDEdit upscale (tiled)",
          edit_thumbnail("SDEdit  upscale", "Upscale Image By 2x, then SDEdit at 0.35 on blended 512-px tiles",
                         Image.open(SAMPLE), "Load Image, then 2x", 1)),
