@@ -6,6 +6,7 @@ The picture is example_workflows/input/sdedit_example.png scaled to --size; the 
 and edits the right half. Two measures, in ΔE76 (CIE Lab distance; about 2 is just noticeable):
 - rings: the mean colour of a ring 8 px wide just inside the mask's edge against that of the ring just
   outside it, after one edit at strength 0.6; the input's own value is the picture's own difference there.
+  Also on a known drift: the input itself with a colour cast (Lab +6, +8, +10) in the edit region.
 - drift: the edit region's mean colour against the input's there after 1, 5 and 10 repeats at strength 0.3
   (each repeat encodes the last output, noises it with a new seed, denoises and decodes it).
 The model is the random-weight test checkpoint, so the edit itself is noise-like; what is measured is how
@@ -72,6 +73,14 @@ def main():
             out = edit(model, conds, vae, image, mask, 0.6, 0, args.steps, anchor)
             rings = float((mean_lab(out, inside) - mean_lab(out, outside)).norm())
             print(f"| {anchor:g} | ΔE, ring inside vs ring outside the edge (strength 0.6) | {own:.2f} | {rings:.2f} |")
+        cast = image.clone()
+        cast[0][edited] = colour.lab_to_srgb(colour.srgb_to_lab(image[0][edited]) + torch.tensor(
+            [6.0, 8.0, 10.0], dtype=torch.float64)).float()
+        for anchor in (0.0, 1.0):
+            fixed = colour.anchor_colour(image, cast, edited[None], anchor)
+            rings = float((mean_lab(fixed, inside) - mean_lab(fixed, outside)).norm())
+            print(f"| {anchor:g} | ΔE, ring inside vs ring outside the edge (a known cast, no model) | {own:.2f} | "
+                  f"{rings:.2f} |")
         for anchor in (0.0, 1.0):
             picture, drift = image, {}
             for k in range(1, 11):

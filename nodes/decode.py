@@ -32,6 +32,8 @@ def picture_out(frames: torch.Tensor, record, host_mask, row: int, color_anchor:
     with `color_anchor`, the edited part's colours matched to the input's (nodes/colour.py)."""
     g = record.geometry
     frames = from_working(frames, g)
+    if record.pixels is not None and frames.shape[0] > record.pixels.shape[0]:
+        frames = frames[:record.pixels.shape[0]]  # the frames Encode added in time for the video VAE
     mask = edit_mask(record, host_mask, row) if record.pixels is not None else None
     if mask is None and (color_anchor <= 0.0 or record.pixels is None):
         return frames

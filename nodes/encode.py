@@ -7,7 +7,7 @@ import torch
 from . import checks, pictures, regions
 from .common import CATEGORY, io
 from .vae_passes import encode_pixels
-from .image_size import SIZE_MODES, mask_to_working, to_working, working_geometry
+from .image_size import SIZE_MODES, frames_to_encode, mask_to_working, pad_frames, to_working, working_geometry
 from .masking import feather, fit_mask
 
 NODE = "SDEdit 1 · Encode"
@@ -81,11 +81,15 @@ class SDEditEncode(io.ComfyNode):
         if crop_to_mask:
             return io.NodeOutput(encode_regions(vae, pixels, edit_mask, crop_size, crop_padding, crop_factor))
         g = working_geometry(pixels.shape[1], pixels.shape[2], vae_factor(vae), size_mode)
-        samples = encode_pixels(vae, to_working(pixels, g))
+        # A video VAE keeps only some frame counts: pad in time (Decode trims), so N frames come back as N.
+        frames = frames_to_encode(pixels.shape[0], vae)
+        samples = encode_pixels(vae, pad_frames(to_working(pixels, g), frames))
         out = {}
         working_mask = None
         if edit_mask is not None:
             working_mask = mask_to_working(edit_mask, g).unsqueeze(1)
+            if frames != pixels.shape[0] and working_mask.shape[0] > 1:
+                working_mask = pad_frames(working_mask, frames)
             out["noise_mask"] = working_mask  # the host's own key: its samplers mask by it
         records = pictures.from_encode(samples, pixels, edit_mask, working_mask, g)
         return io.NodeOutput(pictures.attach(out, samples, records))

@@ -117,3 +117,23 @@ def mask_in_output_frame(noise_mask: torch.Tensor, g: Geometry, working: bool) -
     if g.mode == "resize" and not g.identity:
         return F.interpolate(m.unsqueeze(1), size=(g.height, g.width), mode="bilinear").squeeze(1)
     return m
+
+
+def frames_to_encode(frames: int, vae) -> int:
+    """The fewest frames >= `frames` that `vae` encodes and decodes back as many of (1 + 4k for Wan and
+    Hunyuan, 1 + 8k for LTXV): a picture VAE keeps any count."""
+    down, up = getattr(vae, "downscale_ratio", None), getattr(vae, "upscale_ratio", None)
+    if getattr(vae, "latent_dim", 2) != 3 or not (isinstance(down, tuple) and callable(down[0])
+                                                   and isinstance(up, tuple) and callable(up[0])):
+        return frames
+    count = frames
+    while up[0](down[0](count)) != count:
+        count += 1
+    return count
+
+
+def pad_frames(images: torch.Tensor, count: int) -> torch.Tensor:
+    """(frames, ...) with the last frame repeated up to `count` frames, as `pad` repeats the edge in space."""
+    if images.shape[0] >= count:
+        return images
+    return torch.cat([images, images[-1:].expand(count - images.shape[0], *images.shape[1:])])

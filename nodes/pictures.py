@@ -165,8 +165,12 @@ def from_encode(samples: torch.Tensor, pixels: torch.Tensor, mask, working_mask,
             return tensor[i * per_row:(i + 1) * per_row]
         return tensor.expand(per_row, *tensor.shape[1:]) if tensor.shape[0] == 1 else None
 
+    def working(i):  # a video's noise mask may have more frames than the video: Encode padded it in time
+        padded = working_mask is not None and rows == 1 and working_mask.shape[0] not in (1, pixels.shape[0])
+        return working_mask if padded else part(working_mask, i)
+
     return [Picture(row="", clean=samples[i], pixels=part(pixels, i), mask=part(mask, i),
-                    working_mask=part(working_mask, i), geometry=geometry) for i in range(rows)]
+                    working_mask=working(i), geometry=geometry) for i in range(rows)]
 
 
 def noisy(record: Picture, sigma: float, strength: float, seed: int, noise_kind: str, noise, start) -> Picture:

@@ -1,0 +1,114 @@
+"""Small random-weight models of other families, in the file layouts the host's own loaders detect:
+a diffusion model with bare keys (UNETLoader, models/diffusion_models) and a VAE with bare keys (VAELoader,
+models/vae), fp16 safetensors, built once with the host's own model classes and cached beside the SD1.5
+test checkpoint. Weights: std 1/sqrt(fan_in) for convolutions and linear layers, biases 0, norm scales 1
+(a norm scale of 0 would make the model predict exactly 0), anything else N(0, 0.02).
+
+    sd3: the SD3.5 layout (MMDiT, qk_norm) at depth 2, hidden 128 (~1.9 M parameters), with the 16-channel
+         SD3/Flux VAE (the `ae` layout, no quant convs).
+    wan: Wan 2.1 text-to-video (5-D latents, flow, shift 8) at dim 128, one block, with the Wan 2.1 VAE
+         (its width is fixed by the host, ~127 M parameters; it keeps 1 + 4k frames).
+"""
+import math
+import os
+import pathlib
+
+import torch
+from safetensors.torch import save_file
+
+from .checkpoint import _require_comfy, default_cache_dir
+
+DTYPE = torch.float16
+VAE_16 = {'double_z': True, 'z_channels': 16, 'resolution': 256, 'in_channels': 3, 'out_ch': 3, 'ch': 128,
+          'ch_mult': [1, 2, 4, 4], 'num_res_blocks': 2, 'attn_resolutions': [], 'dropout': 0.0}
+
+
+def sd3_config():
+    import comfy.supported_models as sm
+    return sm.SD3, dict(sm.SD3.unet_config, in_channels=16, out_channels=16, patch_size=2, depth=2, input_size=None,
+                        adm_in_channels=2048, pos_embed_max_size=24, num_patches=576, qk_norm="rms",
+                        context_embedder_config={"target": "torch.nn.Linear",
+                                                 "params": {"in_features": 4096, "out_features": 128}},
+                        pos_embed_scaling_factor=None, x_block_self_attn_layers=[])
+
+
+def random_weights(module: torch.nn.Module, seed: int, skip=()) -> dict:
+    """Every state-dict entry of `module` (built on the meta device) with fresh values, in sorted key order."""
+    gen = torch.Generator().manual_seed(seed)
+    owners = {}
+    for mname, mod in module.named_modules():
+        for pname, _ in list(mod.named_parameters(recurse=False)) + list(mod.named_buffers(recurse=False)):
+            owners[f"{mname}.{pname}" if mname else pname] = (mod, pname)
+    out = {}
+    for key, meta in sorted(module.state_dict().items()):
+        if any(key.startswith(s) for s in skip):
+            continue
+        mod, pname = owners[key]
+        shape = meta.shape
+        if "norm" in type(mod).__name__.lower():
+            value = torch.ones(shape) if pname == "weight" else torch.zeros(shape)
+        elif isinstance(mod, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)):
+            value = torch.zeros(shape) if pname == "bias" else \
+                torch.empty(shape).normal_(0.0, math.prod(shape[1:]) ** -0.5, generator=gen)
+        else:
+            value = torch.empty(shape).normal_(0.0, 0.02, generator=gen)
+        out[key] = value.to(DTYPE)
+    return out
+
+
+def _save(sd: dict, path: pathlib.Path) -> pathlib.Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        save_file(sd, str(tmp), metadata={"format": "pt"})
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def ensure_sd3(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
+    """(diffusion model, VAE) of the small SD3, built once."""
+    folder = pathlib.Path(cache_dir or default_cache_dir())
+    unet, vae = folder / "sd3-tiny-random.safetensors", folder / "vae16-random.safetensors"
+    _require_comfy()
+    if not unet.is_file():
+        config_class, unet_config = sd3_config()
+        model = config_class(unet_config).get_model({}, device="meta")
+        _save(random_weights(model.diffusion_model, 1), unet)
+    if not vae.is_file():
+        from comfy.ldm.models.autoencoder import AutoencoderKL
+        with torch.device("meta"):
+            ae = AutoencoderKL(ddconfig=VAE_16, embed_dim=16)
+        _save(random_weights(ae, 2, skip=("quant_conv.", "post_quant_conv.")), vae)
+    return unet, vae
+
+
+WAN_VAE = {"dim": 96, "z_dim": 16, "dim_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_scales": [],
+           "temperal_downsample": [False, True, True], "dropout": 0.0}  # the host's Wan 2.1 VAE
+
+
+def wan_config():
+    import comfy.supported_models as sm
+    return sm.WAN21_T2V, dict(image_model="wan2.1", model_type="t2v", dim=128, out_dim=16, num_heads=1, ffn_dim=256,
+                              num_layers=1, patch_size=(1, 2, 2), freq_dim=256, window_size=(-1, -1), qk_norm=True,
+                              cross_attn_norm=True, eps=1e-6, in_dim=16)
+
+
+def ensure_wan(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
+    """(diffusion model, VAE) of the small Wan 2.1 text-to-video model, built once."""
+    folder = pathlib.Path(cache_dir or default_cache_dir())
+    unet, vae = folder / "wan21-tiny-random.safetensors", folder / "wan21-vae-random.safetensors"
+    _require_comfy()
+    if not unet.is_file():
+        config_class, unet_config = wan_config()
+        model = config_class(unet_config).get_model({}, device="meta")
+        _save(random_weights(model.diffusion_model, 3), unet)
+    if not vae.is_file():
+        from comfy.ldm.wan.vae import WanVAE
+        with torch.device("meta"):
+            module = WanVAE(**WAN_VAE)
+        _save(random_weights(module, 4), vae)
+    return unet, vae
