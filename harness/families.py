@@ -45,8 +45,8 @@ def random_weights(module: torch.nn.Module, seed: int, skip=()) -> dict:
             continue
         mod, pname = owners[key]
         shape = meta.shape
-        if "norm" in type(mod).__name__.lower():
-            value = torch.ones(shape) if pname == "weight" else torch.zeros(shape)
+        if "norm" in type(mod).__name__.lower():  # scales (weight, or gamma as in Wan's RMS_norm) 1, shifts 0
+            value = torch.ones(shape) if pname in ("weight", "gamma", "scale") else torch.zeros(shape)
         elif isinstance(mod, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d)):
             value = torch.zeros(shape) if pname == "bias" else \
                 torch.empty(shape).normal_(0.0, math.prod(shape[1:]) ** -0.5, generator=gen)
@@ -72,7 +72,7 @@ def _save(sd: dict, path: pathlib.Path) -> pathlib.Path:
 def ensure_sd3(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
     """(diffusion model, VAE) of the small SD3, built once."""
     folder = pathlib.Path(cache_dir or default_cache_dir())
-    unet, vae = folder / "sd3-tiny-random.safetensors", folder / "vae16-random.safetensors"
+    unet, vae = folder / "sd3-tiny-random-v2.safetensors", folder / "vae16-random-v2.safetensors"
     _require_comfy()
     if not unet.is_file():
         config_class, unet_config = sd3_config()
@@ -100,7 +100,7 @@ def wan_config():
 def ensure_wan(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
     """(diffusion model, VAE) of the small Wan 2.1 text-to-video model, built once."""
     folder = pathlib.Path(cache_dir or default_cache_dir())
-    unet, vae = folder / "wan21-tiny-random.safetensors", folder / "wan21-vae-random.safetensors"
+    unet, vae = folder / "wan21-tiny-random-v2.safetensors", folder / "wan21-vae-random-v2.safetensors"
     _require_comfy()
     if not unet.is_file():
         config_class, unet_config = wan_config()

@@ -70,7 +70,7 @@ def test_parity_with_the_hosts_sampler_custom_advanced(sd3, sampler_name):
 def test_strength_0_is_the_input_and_strength_1_forgets_it(sd3):
     model, vae, conds = sd3
     latent, out, _ = chain(model, vae, conds, picture(1), 0.0)
-    assert torch.equal(out["samples"], latent["samples"])
+    assert torch.equal(out["samples"], latent["samples"]) and float(latent["samples"].std()) > 0.05  # a real latent
     one = chain(model, vae, conds, picture(1), 1.0)[1]["samples"]
     other = chain(model, vae, conds, picture(4), 1.0)[1]["samples"]
     torch.testing.assert_close(one, other, rtol=0, atol=1e-5)
@@ -147,8 +147,20 @@ def test_a_per_frame_mask_keeps_the_frames_it_says_whole(wan):
 def test_video_strength_0_is_the_input_and_strength_1_forgets_it(wan):
     model, vae, conds = wan
     latent, out, _ = chain(model, vae, conds, video(5), 0.0)
-    assert torch.equal(out["samples"], latent["samples"])
+    assert torch.equal(out["samples"], latent["samples"]) and float(latent["samples"].std()) > 0.05  # a real latent
     one = chain(model, vae, conds, video(5, 1), 1.0)[1]["samples"]
     other = chain(model, vae, conds, video(5, 4), 1.0)[1]["samples"]
     torch.testing.assert_close(one, other, rtol=0, atol=1e-5)
     assert float((one - latent["samples"]).abs().mean()) > 0.05
+
+
+def test_video_parity_with_the_hosts_sampler_custom_advanced(wan):
+    model, vae, conds = wan
+    latent = SDEditEncode.execute(video(5), vae)[0]
+    assert float(latent["samples"].std()) > 0.05  # the host does not shift an all-zero latent: not a test
+    noisy = SDEditAddNoise.execute(model, latent, 0.5, SEED)[0]
+    ours = SDEditDenoise.execute(model, *conds, noisy, STEPS, CFG, "euler", "normal", "proportional")[0]
+    ms = model.get_model_object("model_sampling")
+    sigmas = sm.sdedit_sigmas(ms, "normal", STEPS, 0.5, sm.start_sigma(ms, 0.5), "proportional", False)
+    host = host_custom_advanced(model, conds, latent, sigmas, SEED, CFG, "euler")
+    assert float((ours["samples"] - host["samples"]).abs().max() / host["samples"].abs().max()) <= 1e-5
