@@ -22,7 +22,7 @@ CONTRACT = {
     "SDEditSamplerCustom": ("SDEdit 3 · Denoise (Custom)", ["guider", "sampler", "noisy_latent", "steps", "scheduler",
                                                             "step_mode", "tiling", "tile_size", "tile_overlap",
                                                             "tile_batch"], ["latent", "trajectory", "sigmas"]),
-    "SDEditDecode": ("SDEdit 4 · Decode", ["latent", "vae"], ["image"]),
+    "SDEditDecode": ("SDEdit 4 · Decode", ["latent", "vae", "color_anchor"], ["image"]),
     "SDEditStrengthSweep": ("SDEdit · Strength Sweep", ["image", "model", "vae", "positive", "negative", "strengths",
                                                         "seed", "steps", "cfg", "sampler_name", "scheduler",
                                                         "step_mode"], ["grid", "table"]),
