@@ -69,22 +69,28 @@ def _save(sd: dict, path: pathlib.Path) -> pathlib.Path:
     return path
 
 
-def ensure_sd3(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
-    """(diffusion model, VAE) of the small SD3, built once."""
+def _ensure(unet_name: str, vae_name: str, config, vae_module, seeds, vae_skip=(), cache_dir=None):
+    """(diffusion model, VAE) files, each built once: the model from its host config, the VAE from `vae_module()`."""
     folder = pathlib.Path(cache_dir or default_cache_dir())
-    unet, vae = folder / "sd3-tiny-random-v2.safetensors", folder / "vae16-random-v2.safetensors"
+    unet, vae = folder / unet_name, folder / vae_name
     _require_comfy()
     if not unet.is_file():
-        config_class, unet_config = sd3_config()
+        config_class, unet_config = config()
         model = config_class(unet_config).get_model({}, device="meta")
-        _save(random_weights(model.diffusion_model, 1), unet)
+        _save(random_weights(model.diffusion_model, seeds[0]), unet)
     if not vae.is_file():
-        from comfy.ldm.models.autoencoder import AutoencoderKL
         with torch.device("meta"):
-            ae = AutoencoderKL(ddconfig=VAE_16, embed_dim=16)
-        _save(random_weights(ae, 2, skip=("quant_conv.", "post_quant_conv.")), vae)
+            module = vae_module()
+        _save(random_weights(module, seeds[1], skip=vae_skip), vae)
     return unet, vae
 
+
+def ensure_sd3(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
+    """(diffusion model, VAE) of the small SD3, built once."""
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+    return _ensure("sd3-tiny-random-v2.safetensors", "vae16-random-v2.safetensors", sd3_config,
+                   lambda: AutoencoderKL(ddconfig=VAE_16, embed_dim=16), (1, 2),
+                   vae_skip=("quant_conv.", "post_quant_conv."), cache_dir=cache_dir)
 
 WAN_VAE = {"dim": 96, "z_dim": 16, "dim_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_scales": [],
            "temperal_downsample": [False, True, True], "dropout": 0.0}  # the host's Wan 2.1 VAE
@@ -99,16 +105,6 @@ def wan_config():
 
 def ensure_wan(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
     """(diffusion model, VAE) of the small Wan 2.1 text-to-video model, built once."""
-    folder = pathlib.Path(cache_dir or default_cache_dir())
-    unet, vae = folder / "wan21-tiny-random-v2.safetensors", folder / "wan21-vae-random-v2.safetensors"
-    _require_comfy()
-    if not unet.is_file():
-        config_class, unet_config = wan_config()
-        model = config_class(unet_config).get_model({}, device="meta")
-        _save(random_weights(model.diffusion_model, 3), unet)
-    if not vae.is_file():
-        from comfy.ldm.wan.vae import WanVAE
-        with torch.device("meta"):
-            module = WanVAE(**WAN_VAE)
-        _save(random_weights(module, 4), vae)
-    return unet, vae
+    from comfy.ldm.wan.vae import WanVAE
+    return _ensure("wan21-tiny-random-v2.safetensors", "wan21-vae-random-v2.safetensors", wan_config,
+                   lambda: WanVAE(**WAN_VAE), (3, 4), cache_dir=cache_dir)

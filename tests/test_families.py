@@ -25,18 +25,25 @@ from sdedit_img2img.nodes.encode import SDEditEncode
 SEED, STEPS, CFG = 11, 4, 3.0
 
 
-@pytest.fixture(scope="module")
-def sd3():
-    """(model, vae, conds) of the small SD3, through the host's own loaders."""
-    unet, vae = families.ensure_sd3()
+def load(files, seed, pooled=None):
+    """(model, vae, conds) from the (diffusion model, VAE) files, through the host's own loaders; conds: context
+    [1, 8, 4096] and, where the family has one, a pooled vector of `pooled` values, seeded."""
+    unet, vae = files
     for kind, path in (("diffusion_models", unet), ("vae", vae)):
         folder_paths.add_model_folder_path(kind, str(path.parent))
     model = host_nodes.UNETLoader().load_unet(unet.name, "default")[0]
     vae_model = host_nodes.VAELoader().load_vae(vae.name)[0]
-    g = torch.Generator().manual_seed(0)
-    conds = tuple([[torch.randn(1, 8, 4096, generator=g), {"pooled_output": torch.randn(1, 2048, generator=g)}]]
-                  for _ in range(2))
-    return model, vae_model, conds
+    g = torch.Generator().manual_seed(seed)
+
+    def cond():
+        context = torch.randn(1, 8, 4096, generator=g)
+        return [[context, {} if pooled is None else {"pooled_output": torch.randn(1, pooled, generator=g)}]]
+    return model, vae_model, (cond(), cond())
+
+
+@pytest.fixture(scope="module")
+def sd3():
+    return load(families.ensure_sd3(), 0, pooled=2048)
 
 
 def chain(model, vae, conds, image, strength, seed=SEED, sampler_name="euler", **encode):
@@ -101,15 +108,7 @@ def test_a_grey_map_of_one_value_is_the_plain_chain_at_that_strength(sd3):
 
 @pytest.fixture(scope="module")
 def wan():
-    """(model, vae, conds) of the small Wan 2.1, through the host's own loaders; text context [1, 8, 4096]."""
-    unet, vae = families.ensure_wan()
-    for kind, path in (("diffusion_models", unet), ("vae", vae)):
-        folder_paths.add_model_folder_path(kind, str(path.parent))
-    model = host_nodes.UNETLoader().load_unet(unet.name, "default")[0]
-    vae_model = host_nodes.VAELoader().load_vae(vae.name)[0]
-    g = torch.Generator().manual_seed(1)
-    conds = tuple([[torch.randn(1, 8, 4096, generator=g), {}]] for _ in range(2))
-    return model, vae_model, conds
+    return load(families.ensure_wan(), 1)
 
 
 def video(frames, kind=1):

@@ -64,30 +64,6 @@ def test_a_constant_map_is_the_plain_chain_at_that_strength_bit_for_bit(gaussian
     assert torch.equal(mapped, plain)
 
 
-def test_each_band_joins_at_its_own_level_seen_in_the_models_inputs(sd15, conds):  # noqa: F811
-    """Every band's level is one the model is called at, and there its cells are the clean latent re-noised
-    with Add Noise's noise to that level; above it they are held on that path."""
-    model, seen = sd15[0].clone(), []
-
-    def watch(apply_model, args):
-        seen.append((float(args["timestep"].flatten()[0]), args["input"][:1].clone()))
-        return MU + S ** 2 / (S ** 2 + args["timestep"].view(-1, 1, 1, 1) ** 2) * (args["input"] - MU)
-    model.set_model_unet_function_wrapper(watch)
-    y, strength = torch.linspace(-2, 2, 4 * 8 * 10).view(1, 4, 8, 10), 0.7
-    run(model, conds, y, banded(), strength)
-    ms = model.get_model_object("model_sampling")
-    n = comfy.sample.prepare_noise(model.get_model_object("latent_format").process_out(y), SEED)
-    for b, value in enumerate(BANDS[1:], start=1):
-        level = start_sigma(ms, value * strength)
-        cells = (slice(None), slice(None), slice(None), slice(2 * b, 2 * b + 2))
-        at = [x for sigma, x in seen if abs(sigma - level) <= 1e-5 * level]
-        assert at, f"band {value}: no model call at its level {level:.4g}"
-        torch.testing.assert_close(at[0][cells], (y + level * n)[cells], rtol=1e-5, atol=1e-5)
-        for sigma, x in seen:
-            if sigma > level * (1 + 1e-5):
-                torch.testing.assert_close(x[cells], (y + sigma * n)[cells], rtol=1e-5, atol=1e-5)
-
-
 def test_differential_diffusion_wired_too_does_not_threshold_the_map_again(gaussian_model, conds):  # noqa: F811
     y = torch.linspace(-2, 2, 4 * 8 * 10).view(1, 4, 8, 10)
     patched = DifferentialDiffusion.execute(gaussian_model)[0]
@@ -161,6 +137,8 @@ def flow(model):
 @pytest.mark.parametrize("family", ["eps", "flow"])
 @pytest.mark.parametrize("mode", ["proportional", "all"])
 def test_every_band_joins_at_its_own_level_in_both_step_modes_and_families(sd15, conds, family, mode):  # noqa: F811
+    """Every band's level is one the model is called at, and there its cells are the clean latent noised with
+    Add Noise's noise to that level; above it they are held on that path."""
     model, seen = sd15[0].clone(), []
 
     def watch(apply_model, args):
@@ -179,6 +157,10 @@ def test_every_band_joins_at_its_own_level_in_both_step_modes_and_families(sd15,
         assert at, f"{family} {mode}, band {value}: no model call at its level {level:.4g}"
         noised = ms.noise_scaling(torch.tensor(level), n, y)  # what Add Noise makes at that level
         torch.testing.assert_close(at[0][cells], noised[cells], rtol=1e-5, atol=1e-5)
+        for sigma, x in seen:  # above its level a band is held on the clean latent's noised path
+            if sigma > level * (1 + 1e-5):
+                torch.testing.assert_close(x[cells], ms.noise_scaling(torch.tensor(sigma), n, y)[cells],
+                                           rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("family", ["eps", "flow"])
