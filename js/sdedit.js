@@ -60,15 +60,26 @@ export function upstreamStrength(node) {
     return isWired(origin, "strength") || !Number.isFinite(value) ? null : value;
 }
 
-/** The ckpt_name of the Load Checkpoint whose MODEL reaches that Add Noise's model input (through reroutes
- *  and nodes that pass a MODEL on, e.g. LoRA), for the backend to read the model's schedule from the file's
- *  header; null where it cannot be followed, or a ModelSampling* node on the way changes the schedule. */
-export function upstreamCheckpoint(node) {
+// The loaders whose file the backend can read the schedule from, and the widget (and query parameter) naming it.
+const MODEL_FILE_WIDGETS = { CheckpointLoaderSimple: "ckpt_name", UNETLoader: "unet_name" };
+
+/** {param, name}: the file of the Load Checkpoint (ckpt_name) or Load Diffusion Model (UNETLoader: unet_name,
+ *  e.g. Wan) whose MODEL reaches that Add Noise's model input (through reroutes and nodes that pass a MODEL
+ *  on, e.g. LoRA), for the backend to read the model's schedule from the file's header; null where it cannot
+ *  be followed, or a ModelSampling* node on the way changes the schedule. */
+export function upstreamModelFile(node) {
     const noise = addNoiseOf(node);
-    const loader = noise && upstream(noise, "model", "MODEL", (n) => typeOf(n) === "CheckpointLoaderSimple",
+    const loader = noise && upstream(noise, "model", "MODEL", (n) => Object.hasOwn(MODEL_FILE_WIDGETS, typeOf(n) ?? ""),
                                      (n) => String(typeOf(n)).startsWith("ModelSampling"));
-    const name = loader && !isWired(loader, "ckpt_name") ? widget(loader, "ckpt_name")?.value : null;
-    return typeof name === "string" && name ? name : null;
+    const param = loader ? MODEL_FILE_WIDGETS[typeOf(loader)] : null;
+    const name = param && !isWired(loader, param) ? widget(loader, param)?.value : null;
+    return typeof name === "string" && name ? { param, name } : null;
+}
+
+/** The ckpt_name of the Load Checkpoint upstream (upstreamModelFile), or null. */
+export function upstreamCheckpoint(node) {
+    const file = upstreamModelFile(node);
+    return file?.param === "ckpt_name" ? file.name : null;
 }
 
 /** The picture's size in px as Encode will see it, where the canvas can tell: the image of the Load Image
@@ -127,9 +138,9 @@ function tilingText(tiles) {
 
 const plans = new Map();  // query -> the backend's answer (or a pending promise)
 
-async function stepPlan(strength, steps, mode, ckptName, tiling = null) {
+async function stepPlan(strength, steps, mode, modelFile, tiling = null) {
     const query = new URLSearchParams({ strength: String(strength), steps: String(steps), step_mode: mode });
-    if (ckptName) query.set("ckpt_name", ckptName);
+    if (modelFile) query.set(modelFile.param, modelFile.name);
     if (tiling) {
         query.set("tiling", "on");
         for (const [name, value] of Object.entries(tiling)) query.set(name, value);
@@ -142,14 +153,15 @@ async function stepPlan(strength, steps, mode, ckptName, tiling = null) {
 }
 
 /** {text, title} of the line for a Denoise node, from the backend's rule. σ is quoted on the schedule of
- *  the checkpoint the graph loads where the backend could read it, else on SD1.5's, marked "assumed". */
+ *  the checkpoint or diffusion model the graph loads where the backend could read it, else on SD1.5's,
+ *  marked "assumed". */
 export async function stepLine(node) {
     const steps = Number(widget(node, "steps")?.value);
     const mode = widget(node, "step_mode")?.value ?? "proportional";
     const strength = upstreamStrength(node);
     const title = "What SDEdit 3 · Denoise will run";
     if (strength === null) return { text: `strength unknown: connect SDEdit 2 · Add Noise (${steps} steps, ${mode})`, title };
-    const plan = await stepPlan(strength, steps, mode, upstreamCheckpoint(node), tilingQuery(node));
+    const plan = await stepPlan(strength, steps, mode, upstreamModelFile(node), tilingQuery(node));
     if (plan.error) return { text: `cannot plan: ${plan.error}`, title };
     if (plan.run === 0) return { text: `runs 0 of ${plan.of} steps: strength 0 keeps the image`, title };
     const schedule = plan.assumed ? `${plan.schedule}'s schedule (assumed; strength ${strength.toFixed(2)})`

@@ -356,7 +356,9 @@ class SDEditDenoise(io.ComfyNode):
                                          "batch (step by step; with several images, all images of step 1, "
                                          "then of step 2, ...). Decode it to watch the edit form. The last "
                                          "step's prediction is the result (uni_pc blends its last steps). "
-                                         "At strength 0: the input latent, once."),
+                                         "At strength 0: the input latent, once. For a video (Wan): each "
+                                         "entry is the whole video's latent (all its frames, as Encode padded "
+                                         "them in time), so it decodes to one clip per step, one after another."),
             ],
             hidden=[io.Hidden.prompt, io.Hidden.unique_id],
         )

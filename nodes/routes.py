@@ -2,10 +2,13 @@
 own rule (sdedit_math.step_plan, start_sigma) so the canvas never re-derives it in JavaScript.
 
 σ is quoted on the noise schedule of the model the graph loads where the canvas names its checkpoint
-(`ckpt_name`, a file of the host's checkpoints folder) and the file is a .safetensors whose header the
-host's own model detection recognises: only the header is read (keys, dtypes and shapes, never a weight),
-the host's model class is built on the meta device (no memory, no weights) and its model_sampling used.
-Anything else falls back to SD1.5's schedule, and the answer says so (`assumed`, `reason`).
+(`ckpt_name`, a file of the host's checkpoints folder, as Load Checkpoint reads it) or its diffusion model
+(`unet_name`, a file of the host's diffusion_models folder, as Load Diffusion Model (UNETLoader) reads it:
+Wan, Flux, SD3, ... shipped without their text encoders and VAE) and the file is a .safetensors whose
+header the host's own model detection recognises: only the header is read (keys, dtypes and shapes, never
+a weight), the host's model class is built on the meta device (no memory, no weights) and its
+model_sampling used. Anything else falls back to SD1.5's schedule, and the answer says so (`assumed`,
+`reason`).
 """
 import json
 import math
@@ -59,55 +62,68 @@ def read_header(path: str) -> tuple[dict, dict | None]:
     return {k: (v["dtype"], tuple(v["shape"])) for k, v in header.items()}, metadata
 
 
-def model_sampling_from_header(path: str):
-    """(model_sampling, family name) of the checkpoint at `path`, by the host's own detection on its header."""
+def model_sampling_from_header(path: str, diffusion_model: bool = False):
+    """(model_sampling, family name, native tile px) of the checkpoint at `path` (with `diffusion_model`: of
+    the diffusion model file, as UNETLoader reads it), by the host's own detection on its header."""
     import comfy.model_detection
     tensors, metadata = read_header(path)
     state_dict = {k: torch.empty(shape, dtype=_DTYPES.get(dtype, torch.float16), device="meta")
                   for k, (dtype, shape) in tensors.items()}
     prefix = comfy.model_detection.unet_prefix_from_state_dict(state_dict)
-    config = comfy.model_detection.model_config_from_unet(state_dict, prefix, metadata=metadata)
+    if diffusion_model:  # as comfy.sd.load_diffusion_model_state_dict: bare keys, or a checkpoint's, prefix dropped
+        bare = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+        state_dict, prefix = bare or state_dict, ""
+        config = comfy.model_detection.model_config_from_unet(state_dict, "")
+    else:
+        config = comfy.model_detection.model_config_from_unet(state_dict, prefix, metadata=metadata)
     if config is None:
-        raise ValueError("the host's model detection does not recognise it")
+        raise ValueError("the host's model detection does not recognise it"
+                         + (" (diffusers-format files are not read)" if diffusion_model else ""))
     model = config.get_model(state_dict, prefix, device="meta")  # the host's own class; its modules hold no memory
     name = type(config).__name__
     return model.model_sampling, FAMILY_NAMES.get(name, name), tiles.native_px(config, model.model_type)
 
 
-def schedule_for(ckpt_name: str | None):
-    """(model_sampling, family, assumed, reason) for the checkpoint the canvas names (or none)."""
-    return schedule_and_tile_for(ckpt_name)[:4]
+def schedule_for(ckpt_name: str | None, unet_name: str | None = None):
+    """(model_sampling, family, assumed, reason) for the checkpoint or diffusion model the canvas names (or none)."""
+    return schedule_and_tile_for(ckpt_name, unet_name)[:4]
 
 
-def schedule_and_tile_for(ckpt_name: str | None):
-    """schedule_for's answer and the model's native tile side in px (SD1.5's 512 where assumed)."""
-    if not ckpt_name:
-        return reference_model_sampling(), REFERENCE, True, "no checkpoint named: the canvas cannot follow the model", 512
-    path = folder_paths.get_full_path("checkpoints", ckpt_name)
+def schedule_and_tile_for(ckpt_name: str | None, unet_name: str | None = None):
+    """schedule_for's answer and the model's native tile side in px (SD1.5's 512 where assumed). `unet_name`
+    (a file of the diffusion_models folder, as UNETLoader names it) is read where no `ckpt_name` is given."""
+    folder, name = ("checkpoints", ckpt_name) if ckpt_name or not unet_name else ("diffusion_models", unet_name)
+    if not name:
+        return (reference_model_sampling(), REFERENCE, True,
+                "no checkpoint or diffusion model named: the canvas cannot follow the model", 512)
+    path = folder_paths.get_full_path(folder, name)
     if path is None:
-        return reference_model_sampling(), REFERENCE, True, f"{ckpt_name} is not in the checkpoints folder", 512
+        return reference_model_sampling(), REFERENCE, True, f"{name} is not in the {folder} folder", 512
     if not path.lower().endswith((".safetensors", ".sft")):
-        return reference_model_sampling(), REFERENCE, True, f"{ckpt_name} has no .safetensors header to read", 512
+        return reference_model_sampling(), REFERENCE, True, f"{name} has no .safetensors header to read", 512
     try:
         stat = os.stat(path)
-        key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+        key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns, folder)
         if key not in _by_file:
-            _by_file[key] = model_sampling_from_header(path)
+            _by_file[key] = model_sampling_from_header(path, diffusion_model=folder == "diffusion_models")
         model_sampling, family, native = _by_file[key]
     except Exception as error:  # a file the host could not load either: say so, quote SD1.5
-        return reference_model_sampling(), REFERENCE, True, f"{ckpt_name}: {error}", 512
-    return model_sampling, family, False, f"read from the header of {ckpt_name}", native
+        return reference_model_sampling(), REFERENCE, True, f"{name}: {error}", 512
+    return model_sampling, family, False, f"read from the header of {name}", native
 
 
 def answer(strength: float, steps: int, step_mode: str, ckpt_name: str | None = None,
-           tiling: dict | None = None) -> dict:
+           tiling: dict | None = None, unet_name: str | None = None) -> dict:
     """The plan; with `tiling` (tile_size, tile_overlap, tile_batch, width, height: px, sizes optional) also
-    `tiles`: what tiled denoising runs (nodes/tiles.plan)."""
+    `tiles`: what tiled denoising runs (nodes/tiles.plan). `unet_name`: the diffusion model a UNETLoader
+    loads, read where no `ckpt_name` is given."""
     run, of = step_plan(strength, steps, step_mode)
-    model_sampling, family, assumed, reason, native = schedule_and_tile_for(ckpt_name)
+    model_sampling, family, assumed, reason, native = schedule_and_tile_for(ckpt_name, unet_name)
     plan = {"strength": strength, "steps": steps, "step_mode": step_mode, "run": run, "of": of,
             "sigma": start_sigma(model_sampling, strength), "schedule": family, "assumed": assumed,
             "reason": reason, "ckpt_name": ckpt_name or None}
+    if unet_name and not ckpt_name:
+        plan["unet_name"] = unet_name
     if tiling is not None:
         plan["tiles"] = tiles.plan(tiling.get("width"), tiling.get("height"), tiling["tile_size"] or native,
                                    tiling["tile_overlap"], tiling["tile_batch"])
@@ -148,7 +164,8 @@ def parse(query) -> tuple[float, int, str, str | None]:
 
 async def step_plan_route(request: web.Request) -> web.Response:
     try:
-        return web.json_response(answer(*parse(request.query), parse_tiling(request.query)))
+        return web.json_response(answer(*parse(request.query), parse_tiling(request.query),
+                                        unet_name=request.query.get("unet_name") or None))
     except ValueError as error:
         return web.json_response({"error": str(error)}, status=400)
 

@@ -1,6 +1,10 @@
 """One picture at several strengths, side by side: the realism-faithfulness trade-off of SDEdit made
 visible, so a user can pick the strength. Each tile is the four nodes' own chain
-(Encode → Add Noise → Denoise → Decode), called through their `execute`; nothing is re-implemented."""
+(Encode → Add Noise → Denoise → Decode), called through their `execute`; nothing is re-implemented.
+
+A video (an IMAGE batch given with a video VAE such as Wan's, which Encode turns into one video) is swept as
+one: the grid is a batch of one grid per frame (a video of grids) and each row of the table is over every
+frame together (sweep_math.squared_and_absolute_error over all frames' pixels), not per frame."""
 import comfy.samplers
 import comfy.utils
 import numpy as np
@@ -33,6 +37,17 @@ def label_band(text: str, width: int, height: int, font: ImageFont.ImageFont) ->
     return torch.from_numpy(np.asarray(band, dtype=np.float32) / 255.0).unsqueeze(-1).expand(-1, -1, 3)
 
 
+def is_video_vae(vae) -> bool:
+    """Whether `vae` encodes an IMAGE batch as one video (Wan, Hunyuan, LTXV: 5-D latents), as Encode treats it."""
+    return getattr(vae, "latent_dim", 2) == 3
+
+
+def compose_grids(results: list[torch.Tensor], labels: list[str]) -> torch.Tensor:
+    """One grid per frame: `results` are the strengths' IMAGEs (frames, h, w, c), all one shape; IMAGE
+    (frames, H, W, 3), frame f the grid of every strength's frame f."""
+    return torch.cat([compose_grid([r[f, :, :, :3] for r in results], labels) for f in range(results[0].shape[0])])
+
+
 def compose_grid(tiles: list[torch.Tensor], labels: list[str]) -> torch.Tensor:
     """Tiles (each (height, width, 3), all one size) under their labels, in a grid: IMAGE (1, H, W, 3)."""
     height, width = tiles[0].shape[:2]
@@ -58,7 +73,8 @@ class SDEditStrengthSweep(io.ComfyNode):
                         "faithful each is to the input (PSNR and mean absolute difference). Low strengths stay "
                         "close to the input, high strengths follow the prompt: pick the strength from the grid.",
             inputs=[
-                io.Image.Input("image", tooltip="The picture to start from (one image; alpha is ignored)."),
+                io.Image.Input("image", tooltip="The picture to start from (one image; alpha is ignored). With a "
+                                                "video VAE (Wan): a video, its frames as the batch, swept as one."),
                 io.Model.Input("model", tooltip="The diffusion model."),
                 io.Vae.Input("vae", tooltip="The checkpoint's VAE: encodes the picture and decodes each result."),
                 io.Conditioning.Input("positive", tooltip="What the result should show (CLIP Text Encode)."),
@@ -73,11 +89,13 @@ class SDEditStrengthSweep(io.ComfyNode):
             outputs=[
                 io.Image.Output("grid", display_name="grid",
                                 tooltip="One tile per strength, labelled with it, in the order given "
-                                        "(up to four per row)."),
+                                        "(up to four per row). For a video: one grid per frame, as a batch "
+                                        "(a video of grids)."),
                 io.String.Output("table", display_name="table",
                                  tooltip="A Markdown table: per strength, the steps that ran, PSNR in dB "
                                          "(higher = closer to the input) and the mean absolute difference "
-                                         "from the input in 0-255 pixel levels."),
+                                         "from the input in 0-255 pixel levels. For a video: over all frames "
+                                         "together (averaged over every pixel of every frame), not per frame."),
             ],
         )
 
@@ -88,9 +106,10 @@ class SDEditStrengthSweep(io.ComfyNode):
             values = parse_strengths(strengths)
         except ValueError as error:
             raise ValueError(f"{NODE}: input 'strengths' {error}") from None
-        if image.shape[0] != 1:
+        if image.shape[0] != 1 and not is_video_vae(vae):
             raise ValueError(f"{NODE}: input 'image' is a batch of {image.shape[0]} pictures; the sweep "
-                             "compares strengths on one. Pick one with 'Image From Batch'.")
+                             "compares strengths on one (or on one video, with a video VAE such as Wan's). "
+                             "Pick one with 'Image From Batch'.")
         latent = SDEditEncode.execute(image=image, vae=vae)[0]
         progress = comfy.utils.ProgressBar(len(values))
         tiles, rows = [], []
@@ -103,7 +122,7 @@ class SDEditStrengthSweep(io.ComfyNode):
             mse, mad = squared_and_absolute_error(result, centre_crop(image, *result.shape[1:3]))
             steps_run = trajectory["samples"].shape[0] if strength > 0 else 0
             rows.append((strength, steps_run, psnr(mse), mad))
-            tiles.append(result[0, :, :, :3])
+            tiles.append(result)
             progress.update_absolute(i + 1, len(values))
-        grid = compose_grid(tiles, [f"strength {format_strength(s)}" for s in values])
+        grid = compose_grids(tiles, [f"strength {format_strength(s)}" for s in values])
         return io.NodeOutput(grid, markdown_table(rows))

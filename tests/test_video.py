@@ -1,0 +1,205 @@
+"""Video on the small random Wan 2.1 (harness/families.py, loaded with the host's UNETLoader and VAELoader as in
+tests/test_families.py): SDEdit 3 · Denoise under the host's own context windows (WanContextWindowsManual) on a
+video longer than one window, the trajectory and the strength sweep of a video, and the canvas line's schedule
+for a graph that loads its model with UNETLoader (GET /sdedit/step_plan with `unet_name`).
+
+Videos are tiny (32x48 px, 5-13 frames) and steps few: each test runs in seconds on two CPU cores.
+"""
+import asyncio
+import json
+import math
+
+import comfy.samplers
+import pytest
+import torch
+from aiohttp.test_utils import make_mocked_request
+from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
+from comfy_extras.nodes_custom_sampler import KSamplerSelect
+from harness import families
+from test_families import CFG, STEPS, load, video
+from sdedit_img2img.nodes import routes
+from sdedit_img2img.nodes import sdedit_math as sm
+from sdedit_img2img.nodes.add_noise import SDEditAddNoise
+from sdedit_img2img.nodes.decode import SDEditDecode
+from sdedit_img2img.nodes.denoise import SDEditDenoise, SDEditDenoiseCustom
+from sdedit_img2img.nodes.encode import SDEditEncode
+from sdedit_img2img.nodes.sweep import GAP, SDEditStrengthSweep
+from sdedit_img2img.nodes.sweep_math import psnr, squared_and_absolute_error
+
+SEED = 11
+
+
+@pytest.fixture(scope="module")
+def wan():
+    return load(families.ensure_wan(), 1)
+
+
+def watched(model):
+    """A clone of `model` that records, for every call of the diffusion model, the latent's shape and the
+    frames of the context window the host's handler ran it on (None: the whole latent), through the host's
+    own model_function_wrapper (the model itself runs as it is)."""
+    calls = []
+    patched = model.clone()
+
+    def wrapper(apply_model, args):
+        window = args["c"].get("transformer_options", {}).get("context_window")
+        calls.append((tuple(args["input"].shape), None if window is None else list(window.index_list)))
+        return apply_model(args["input"], args["timestep"], **args["c"])
+    patched.set_model_unet_function_wrapper(wrapper)
+    return patched, calls
+
+
+def windowed(model, context_length, context_overlap):
+    """`model` patched by the host's WanContextWindowsManual (lengths in pixel frames, as its widgets take them)."""
+    return WanContextWindowsManualNode.execute(model, context_length, context_overlap, "standard_static", 1, False,
+                                               "pyramid")[0]
+
+
+def denoised(node, model, conds, noisy, sampler_name="euler"):
+    if node == "custom":  # the host's CFGGuider and KSamplerSelect, as a user wires SDEdit 3 · Denoise (Custom)
+        guider = comfy.samplers.CFGGuider(model)
+        guider.set_conds(*conds)
+        guider.set_cfg(CFG)
+        sampler = KSamplerSelect().get_sampler(sampler_name)[0]
+        return SDEditDenoiseCustom.execute(guider, sampler, noisy, STEPS, "normal", "proportional").args[:2]
+    return SDEditDenoise.execute(model, *conds, noisy, STEPS, CFG, sampler_name, "normal", "proportional").args
+
+
+def edit_masks():
+    half = torch.ones(1, 32, 48)
+    half[:, :, :24] = 0.0  # the left half kept in every frame
+    frames = torch.ones(13, 32, 48)
+    frames[:5] = 0.0  # frames 0-4 kept whole (latent frames 0 and 1 are all kept)
+    return {"half": half, "frames": frames}
+
+
+# --- 1. long videos under the host's context windows ---------------------------------------------------------
+
+@pytest.mark.parametrize("node,masked", [("denoise", "half"), ("custom", "frames")])
+def test_denoise_runs_window_by_window_under_wan_context_windows(wan, node, masked):
+    """13 frames are 4 latent frames; windows of 2 latent frames overlapping by 1 (WanContextWindowsManual's
+    5 and 1 pixel frames) are [0, 1], [1, 2], [2, 3]: every model call sees one window, all three run at every
+    step, the result differs from the whole-latent run, and the keep region is the input's in every frame."""
+    model, vae, conds = wan
+    clip, mask = video(13), edit_masks()[masked]
+    counted, calls = watched(model)
+    latent = SDEditEncode.execute(clip, vae, mask=mask)[0]
+    assert latent["samples"].shape[2] == 4
+    noisy = SDEditAddNoise.execute(model, latent, 0.5, SEED)[0]
+    out = denoised(node, windowed(counted, 5, 1), conds, noisy)[0]
+    steps = sm.proportional_step_count(0.5, STEPS)
+    windows = [[0, 1], [1, 2], [2, 3]]
+    assert [w for _, w in calls] == windows * steps, calls
+    assert all(shape[2] == 2 and shape[3:] == (4, 6) for shape, _ in calls), calls
+    decoded = SDEditDecode.execute(out, vae)[0]
+    assert decoded.shape == clip.shape
+    keep = mask.expand(13, -1, -1) == 0
+    for f in range(13):
+        assert torch.equal(decoded[f][keep[f]], clip[f][keep[f]]), f"frame {f}: the kept pixels are the input's"
+    assert float((decoded[~keep] - clip[~keep]).abs().mean()) > 0.02, "the edited part is edited"
+    # The same chain without windows: one call per step on all 4 latent frames, and another result.
+    calls.clear()
+    whole = denoised(node, counted, conds, noisy)[0]
+    assert [(shape[2], w) for shape, w in calls] == [(4, None)] * steps
+    assert float((whole["samples"] - out["samples"]).abs().max()) > 1e-3, "the windows change the prediction"
+
+
+def test_a_window_as_long_as_the_video_is_the_plain_run_bit_for_bit(wan):
+    """The host's handler runs the whole latent where it fits in one window: the windowed model then gives
+    Denoise's plain result exactly (the pack adds nothing of its own around the handler)."""
+    model, vae, conds = wan
+    latent = SDEditEncode.execute(video(9), vae)[0]
+    noisy = SDEditAddNoise.execute(model, latent, 0.6, SEED)[0]
+    plain = denoised("denoise", model, conds, noisy)[0]
+    counted, calls = watched(windowed(model, 9, 1))
+    assert torch.equal(denoised("denoise", counted, conds, noisy)[0]["samples"], plain["samples"])
+    assert calls and all(w is None and shape[2] == 3 for shape, w in calls)
+
+
+# --- 2. the trajectory and the strength sweep of a video ------------------------------------------------------
+
+def test_the_trajectory_of_a_video_is_one_whole_video_latent_per_step(wan):
+    """6 frames are padded to 9 (3 latent frames): the trajectory is a batch of one 5-D latent per step, each
+    all 3 latent frames, the last the result; it decodes to one clip of 9 frames per step, in step order."""
+    model, vae, conds = wan
+    latent = SDEditEncode.execute(video(6), vae)[0]
+    noisy = SDEditAddNoise.execute(model, latent, 0.8, SEED)[0]
+    out, trajectory = denoised("denoise", model, conds, noisy, "dpmpp_2m")
+    steps = sm.proportional_step_count(0.8, STEPS)
+    assert steps >= 2
+    samples = trajectory["samples"]
+    assert samples.shape == (steps, *out["samples"].shape[1:]) == (steps, 16, 3, 4, 6)
+    assert torch.equal(samples[-1], out["samples"][0]), "dpmpp_2m ends on its last prediction"
+    assert float((samples[0] - samples[-1]).abs().mean()) > 1e-3, "the steps differ"
+    clips = SDEditDecode.execute({"samples": samples[:-1]}, vae)[0]
+    assert clips.shape == ((steps - 1) * 9, 32, 48, 3)
+    first = SDEditDecode.execute({"samples": samples[:1]}, vae)[0]
+    torch.testing.assert_close(clips[:9], first, rtol=0, atol=1e-4)  # step 1's clip first, whole (batched VAE)
+
+
+def parse_table(table: str) -> list[list[str]]:
+    lines = table.strip().splitlines()
+    assert lines[0].replace(" ", "") == "|strength|steps|PSNR(dB)|MAD(0-255)|"
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+
+
+def test_the_sweep_of_a_video_is_a_video_of_grids_and_a_table_over_all_frames(wan):
+    """A 5-frame video at strengths 0 and 0.6: the grid is 5 grids (frame f holds each strength's frame f, the
+    four nodes' chain exactly) and each row of the table is over all frames together, not one frame."""
+    model, vae, conds = wan
+    clip = video(5)
+    grid, table = SDEditStrengthSweep.execute(clip, model, vae, *conds, "0, 0.6", SEED, STEPS, CFG, "euler",
+                                              "normal", "proportional").args
+    band = grid.shape[1] - 32 - 2 * GAP
+    assert grid.shape == (5, 32 + band + 2 * GAP, 2 * 48 + 3 * GAP, 3) and 10 <= band <= 60
+    rows = parse_table(table)
+    per_frame_psnr = []
+    for i, strength in enumerate([0.0, 0.6]):
+        latent = SDEditEncode.execute(clip, vae)[0]
+        noisy = SDEditAddNoise.execute(model, latent, strength, SEED)[0]
+        chain = SDEditDecode.execute(denoised("denoise", model, conds, noisy)[0], vae)[0]
+        x = GAP + i * (48 + GAP)
+        assert torch.equal(grid[:, GAP + band:GAP + band + 32, x:x + 48], chain), strength
+        mse, mad = squared_and_absolute_error(chain, clip)
+        assert (float(rows[i][0]), int(rows[i][1])) == (strength, sm.proportional_step_count(strength, STEPS) if strength else 0)
+        assert float(rows[i][2]) == pytest.approx(psnr(mse), abs=0.0051)
+        assert float(rows[i][3]) == pytest.approx(mad, abs=0.0051)
+        per_frame_psnr.append([psnr(squared_and_absolute_error(chain[f:f + 1], clip[f:f + 1])[0]) for f in range(5)])
+    # Not one frame's figure: the frames differ, and the table's is the mean over all frames' pixels.
+    assert max(per_frame_psnr[1]) - min(per_frame_psnr[1]) > 0.1, per_frame_psnr[1]
+    assert all(abs(float(rows[1][2]) - p) > 0.01 for p in per_frame_psnr[1])
+    # The labels sit in every frame's grid.
+    assert torch.equal(grid[0, :GAP + band], grid[4, :GAP + band])
+
+
+def test_the_sweep_still_refuses_a_batch_of_pictures_for_a_picture_vae(sd15):
+    model, _, vae = sd15
+    with pytest.raises(ValueError, match=r"'image' is a batch of 2 .*video VAE"):
+        SDEditStrengthSweep.execute(torch.rand(2, 64, 64, 3), model, vae, [], [], "0.5", 0, 4, 7.0, "euler",
+                                    "normal", "proportional")
+
+
+# --- 3. the canvas line for a graph that loads its model with UNETLoader -------------------------------------
+
+def test_the_step_plan_reads_a_diffusion_model_header_for_unet_name(wan):
+    """GET /sdedit/step_plan?unet_name=<a file of diffusion_models> (what the canvas sends for a Load Diffusion
+    Model upstream): σ on Wan's own schedule (flow, shift 8), read from the file's header, as the model the
+    host's UNETLoader loads samples. The same file named as a ckpt_name is not read as a checkpoint (bare keys)."""
+    model = wan[0]
+    unet = families.ensure_wan()[0].name
+    strength = 0.6
+    request = make_mocked_request("GET", f"/sdedit/step_plan?strength={strength}&steps=20&step_mode=proportional"
+                                  f"&unet_name={unet}")
+    response = asyncio.run(routes.step_plan_route(request))
+    assert response.status == 200
+    plan = json.loads(response.text)
+    hosts = sm.start_sigma(model.get_model_object("model_sampling"), strength)
+    assert (plan["schedule"], plan["assumed"], plan["unet_name"]) == ("Wan 2.1", False, unet), plan
+    assert plan["sigma"] == pytest.approx(hosts, abs=1e-9) and 0 < plan["sigma"] < 1, plan
+    assert unet in plan["reason"]
+    sd15 = routes.answer(strength, 20, "proportional")
+    assert sd15["assumed"] and sd15["sigma"] > 2 and not math.isclose(sd15["sigma"], plan["sigma"])
+    wrong = routes.answer(strength, 20, "proportional", ckpt_name=unet)
+    assert (wrong["schedule"], wrong["assumed"]) == ("SD1.5", True) and "unet_name" not in wrong, wrong
+    missing = routes.answer(strength, 20, "proportional", unet_name="no-such.safetensors")
+    assert missing["assumed"] and "not in the diffusion_models folder" in missing["reason"], missing
