@@ -10,7 +10,7 @@ import comfy.utils
 import latent_preview
 import torch
 
-from . import checks, pictures, strength_map, tiles
+from . import checks, masking, pictures, strength_map, tiles
 from .common import CATEGORY, check_latent_channels, io
 from .image_size import mask_in_working_frame
 from .sdedit_math import STEP_MODES, add_noise, sdedit_sigmas, start_sigma
@@ -214,6 +214,13 @@ def keep_masks(latent: dict, records, rows: list) -> torch.Tensor | None:
     own = [records[i].working_mask for i in rows]
     if all(m is None for m in own):
         return None
+    samples = latent["samples"]
+    if samples.ndim == 5 and any(m is not None and not bool((m == m[:1]).all()) for m in own):
+        # Masks that change from frame to frame: each latent frame takes its own VAE group's frames, which
+        # the host's interpolation in time does not follow. One mask for all frames stays as it was.
+        grouped = [None if m is None else masking.to_latent_frames(m.float(), samples.shape[2]) for m in own]
+        if all((g is None) == (m is None) for g, m in zip(grouped, own)):
+            own = grouped
     shape = next(m for m in own if m is not None).shape
     return torch.cat([torch.ones(shape) if m is None else m.float() for m in own])
 

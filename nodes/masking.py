@@ -40,6 +40,23 @@ def feather(mask: torch.Tensor, pixels: int) -> torch.Tensor:
     return (total / pixels).squeeze(1)
 
 
+def to_latent_frames(mask: torch.Tensor, latent_frames: int) -> torch.Tensor | None:
+    """One video's per-frame masks (F, 1, H, W) -> (1, 1, T, H, W) on the VAE's own groups: a causal video VAE
+    (Wan, Hunyuan, LTXV) encodes frame 0 alone, then each run of r = (F - 1) / (T - 1) frames (4, or 8 for
+    LTXV) into one latent frame. Each latent frame takes the largest value of its group (its most edited
+    frame), as a latent cell takes its most edited pixel: a group that mixes keep and edit is edited, and its
+    kept frames come back from the input's pixels in Decode. None where F is not 1 + r (T - 1): no such
+    grouping to follow (the host's own interpolation in time applies)."""
+    frames = mask.shape[0]
+    if latent_frames < 1 or (latent_frames == 1 and frames != 1):
+        return None
+    if latent_frames > 1 and (frames - 1) % (latent_frames - 1):
+        return None
+    r = (frames - 1) // (latent_frames - 1) if latent_frames > 1 else 1
+    groups = [mask[:1]] + [mask[1 + k * r:1 + (k + 1) * r] for k in range(latent_frames - 1)]
+    return torch.stack([g.amax(dim=0) for g in groups], dim=1).unsqueeze(0)  # (1, 1 channel, T, H, W)
+
+
 def composite(original: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """IMAGE `edited` wherever the mask is above 0, `original` (bit for bit) where it is 0. A grey value is a
     strength (nodes/strength_map.py), already applied while denoising: it is not blended a second time."""

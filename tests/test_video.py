@@ -17,7 +17,7 @@ from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
 from comfy_extras.nodes_custom_sampler import KSamplerSelect
 from harness import families
 from test_families import CFG, STEPS, load, video
-from sdedit_img2img.nodes import routes
+from sdedit_img2img.nodes import masking, routes, strength_map
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
@@ -114,6 +114,49 @@ def test_a_window_as_long_as_the_video_is_the_plain_run_bit_for_bit(wan):
     counted, calls = watched(windowed(model, 9, 1))
     assert torch.equal(denoised("denoise", counted, conds, noisy)[0]["samples"], plain["samples"])
     assert calls and all(w is None and shape[2] == 3 for shape, w in calls)
+
+
+# --- per-frame masks on the VAE's groups of frames -----------------------------------------------------------
+
+def test_per_frame_masks_reduce_to_latent_frames_along_the_vaes_groups():
+    """Frame 0 alone, then groups of (F - 1) / (T - 1): each latent frame the most edited frame of its group."""
+    mask = torch.zeros(13, 1, 2, 3)
+    mask[5:] = 1.0  # frames 0-4 kept: latent frames 0 (frame 0) and 1 (frames 1-4)
+    mask[6, :, 0, 0] = 0.5
+    grouped = masking.to_latent_frames(mask, 4)
+    assert grouped.shape == (1, 1, 4, 2, 3)
+    assert grouped.amax(dim=(-1, -2)).flatten().tolist() == [0.0, 0.0, 1.0, 1.0]
+    mixed = torch.zeros(9, 1, 2, 3)
+    mixed[3:] = 1.0  # 6 frames padded to 9, frames 0-2 kept: latent frame 1 (frames 1-4) mixes keep and edit
+    assert masking.to_latent_frames(mixed, 3).amax(dim=(-1, -2)).flatten().tolist() == [0.0, 1.0, 1.0]
+    grey = torch.zeros(9, 1, 2, 3)
+    grey[1:5], grey[5:] = 0.25, 0.75
+    cells = strength_map.latent_map(masking.to_latent_frames(grey, 3), (1, 16, 3, 1, 1))
+    assert cells.flatten().tolist() == [0.0, 0.25, 0.75], "a grey map's latent frames are their groups' values"
+    assert masking.to_latent_frames(torch.zeros(8, 1, 2, 3), 3) is None, "8 frames are not 1 + 2r for 3 latent frames"
+
+
+@pytest.mark.parametrize("frames,kept", [(13, 5), (13, 2), (6, 1)])
+def test_a_latent_frame_whose_frames_are_all_kept_is_the_clean_latent_exactly(wan, frames, kept):
+    """Frames 0 .. kept-1 kept whole: the latent frames whose VAE group holds only kept frames stay the clean
+    latent (the host's interpolation in time gave 13 frames / 5 kept an edit of 0.375 in latent
+    frame 1 and 13 / 2 kept 0.125 in latent frame 0); every other latent frame is edited; the kept frames are
+    the input's pixels."""
+    model, vae, conds = wan
+    clip = video(frames)
+    mask = torch.ones(frames, 32, 48)
+    mask[:kept] = 0.0
+    latent = SDEditEncode.execute(clip, vae, mask=mask)[0]
+    noisy = SDEditAddNoise.execute(model, latent, 0.6, SEED)[0]
+    out = denoised("denoise", model, conds, noisy)[0]
+    whole = 1 + (kept - 1) // 4  # latent frame 0 is frame 0; latent frame k is frames 4k-3 .. 4k
+    clean, done = latent["samples"], out["samples"]
+    # held on the clean latent to the end: equal but for the host's latent_format round trip (process_in/out)
+    torch.testing.assert_close(done[:, :, :whole], clean[:, :, :whole], rtol=0, atol=1e-5)
+    for t in range(whole, clean.shape[2]):
+        assert float((done[:, :, t] - clean[:, :, t]).abs().mean()) > 1e-3, f"latent frame {t} is edited"
+    decoded = SDEditDecode.execute(out, vae)[0]
+    assert decoded.shape == clip.shape and torch.equal(decoded[:kept], clip[:kept])
 
 
 # --- 2. the trajectory and the strength sweep of a video ------------------------------------------------------
