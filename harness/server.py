@@ -19,6 +19,7 @@ import urllib.request
 from harness.host import REPO, setup_host
 
 PACK_NAME = "sdedit-img2img"
+TEST_NODES = pathlib.Path(__file__).resolve().parent / "test_nodes"  # test-only custom nodes, never the pack's
 
 
 class PromptFailed(RuntimeError):
@@ -64,15 +65,23 @@ def _brief(response) -> str:
 
 
 def prepare_workspace(base: pathlib.Path, checkpoint: pathlib.Path | None, images=(),
-                      link_pack: bool = True) -> pathlib.Path:
+                      link_pack: bool = True, models: dict | None = None, test_nodes: bool = False) -> pathlib.Path:
     """Lays out a --base-directory: this pack in custom_nodes (linked, unless `link_pack` is false: the
-    caller installs it), `checkpoint` in models (none: the workflow loads no checkpoint), `images` in input."""
+    caller installs it), `checkpoint` in models (none: the workflow loads no checkpoint), `images` in input.
+    `models` maps a path under models/ ("vae/wan_2.1_vae.safetensors": a workflow's file name) to the file
+    linked there; `test_nodes` links harness/test_nodes (test-only nodes, e.g. SDEditTestRandomConditioning)
+    into custom_nodes."""
     for sub in ("custom_nodes", "models/checkpoints", "input", "output", "user"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     if link_pack:
         _link(base / "custom_nodes" / PACK_NAME, REPO)
+    if test_nodes:
+        _link(base / "custom_nodes" / "sdedit_test_nodes", TEST_NODES)
     if checkpoint is not None:
         _link(base / "models" / "checkpoints" / checkpoint.name, checkpoint.resolve())
+    for name, target in (models or {}).items():
+        (base / "models" / name).parent.mkdir(parents=True, exist_ok=True)
+        _link(base / "models" / name, pathlib.Path(target).resolve())
     for image in images:
         shutil.copyfile(image, base / "input" / pathlib.Path(image).name)
     return base

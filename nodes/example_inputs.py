@@ -1,5 +1,5 @@
-"""The pictures the shipped templates load (example_workflows/input/), offered to the host's input folder
-when the server loads the pack, so every template runs as loaded from the template browser.
+"""The pictures (and the video) the shipped templates load (example_workflows/input/), offered to the host's
+input folder when the server loads the pack, so every template runs as loaded from the template browser.
 
 Only where no file of that name exists: a user's file is never overwritten, nothing is ever deleted, and a
 folder that cannot be written (read-only, missing) is logged and left alone. One log line says what was
@@ -12,7 +12,7 @@ import pathlib
 import folder_paths
 
 PICTURES = pathlib.Path(__file__).resolve().parents[1] / "example_workflows" / "input"
-SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
+SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".mp4"}
 PREFIX = "[SDEdit]"
 
 

@@ -1,5 +1,5 @@
 """The editing examples (strokes under a mask, repeats K = 3, a small region of a big picture, a strength
-per pixel, the tiled upscale) run through a real `main.py --cpu` server."""
+per pixel, the tiled upscale, a video on Wan 2.1) run through a real `main.py --cpu` server."""
 import json
 
 import numpy as np
@@ -13,15 +13,28 @@ STROKES_MASK = EXAMPLES / "input" / "sdedit_strokes_mask.png"
 REGION = EXAMPLES / "input" / "sdedit_region.png"
 REGION_MASK = EXAMPLES / "input" / "sdedit_region_mask.png"
 MAP_MASK = EXAMPLES / "input" / "sdedit_strength_map_mask.png"
-NAMES = ["sdedit_strokes", "sdedit_repeats", "sdedit_region", "sdedit_strength_map", "sdedit_upscale"]
+VIDEO = EXAMPLES / "input" / "sdedit_video.mp4"
+NAMES = ["sdedit_strokes", "sdedit_repeats", "sdedit_region", "sdedit_strength_map", "sdedit_upscale", "sdedit_video"]
+
+
+def wan_models() -> dict:
+    """The small random Wan 2.1 files (harness/families.py) under the names the video template loads."""
+    from harness import families
+    unet, vae = families.ensure_wan()
+    template = json.loads((EXAMPLES / "api" / "sdedit_video.json").read_text())
+    names = {n["class_type"]: n["inputs"] for n in template.values()}
+    return {f"diffusion_models/{names['UNETLoader']['unet_name']}": unet, f"vae/{names['VAELoader']['vae_name']}": vae}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, checkpoint_path):
-    """As conftest's server, with the stroke painting and its mask in the input folder too."""
+    """As conftest's server, with the stroke painting and its mask in the input folder too, the small Wan 2.1
+    files under the video template's names, and the test-only random-conditioning node (harness/test_nodes).
+    The template's video is offered by the pack itself."""
     from harness import ComfyServer, prepare_workspace
     base = prepare_workspace(tmp_path_factory.mktemp("comfyui"), checkpoint_path,
-                             [SAMPLE_IMAGE, STROKES, STROKES_MASK, REGION, REGION_MASK, MAP_MASK])
+                             [SAMPLE_IMAGE, STROKES, STROKES_MASK, REGION, REGION_MASK, MAP_MASK],
+                             models=wan_models(), test_nodes=True)
     with ComfyServer(COMFYUI, base) as running:
         yield running
 
@@ -92,6 +105,42 @@ def test_the_upscale_example_doubles_the_size_on_tiles(server, checkpoint_path):
     out = run(server, prompt)
     width, height = Image.open(SAMPLE_IMAGE).size
     assert out.shape == (2 * height, 2 * width, 3) and out.std() > 1.0
+
+
+def frames_of(path):
+    """(frames as uint8 arrays, frame rate) of a video file, read with PyAV as the host's Load Video reads it."""
+    import av
+    with av.open(str(path)) as container:
+        rate = container.streams.video[0].average_rate
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)], rate
+
+
+def test_the_video_example_gives_back_every_frame_at_the_inputs_size_and_rate(server):
+    """The template as shipped (Load Video → Get Video Components → the four nodes on Wan 2.1 → Create Video →
+    Save Video) but for two things the CPU test machine needs: 2 steps, and seeded random conditioning of
+    umt5-xxl's shape in place of Load CLIP + CLIP Text Encode (a 5.7 B-parameter text encoder)."""
+    template = json.loads((EXAMPLES / "api" / "sdedit_video.json").read_text())
+    prompt = json.loads(json.dumps(template))
+    [clip] = [k for k, n in prompt.items() if n["class_type"] == "CLIPLoader"]
+    del prompt[clip]
+    encoders = [k for k, n in prompt.items() if n["class_type"] == "CLIPTextEncode"]
+    assert len(encoders) == 2
+    for seed, key in enumerate(encoders, 1):
+        prompt[key] = {"class_type": "SDEditTestRandomConditioning", "inputs": {"seed": seed, "tokens": 512,
+                                                                                "width": 4096}}
+    [sampler] = [k for k, n in prompt.items() if n["class_type"] == "SDEditSampler"]
+    prompt[sampler]["inputs"]["steps"] = 2
+    template[sampler]["inputs"]["steps"] = 2
+    assert {k: n for k, n in prompt.items() if k not in encoders} == {k: n for k, n in template.items()
+                                                                       if k not in {clip, *encoders}}
+    entry = server.run(prompt, timeout=600)
+    [saved] = server.saved_images(entry)  # Save Video reports its file as the host's image outputs do
+    frames, rate = frames_of(saved)
+    source, source_rate = frames_of(VIDEO)
+    assert len(source) == 6 and len(frames) == len(source), "6 frames in (not 1 + 4k), 6 frames out"
+    assert all(f.shape == source[0].shape == (64, 96, 3) for f in frames)
+    assert rate == source_rate == 16
+    assert np.abs(np.stack(frames).astype(np.int16) - np.stack(source)).mean() > 2, "the frames were edited"
 
 
 @pytest.mark.parametrize("name", NAMES)

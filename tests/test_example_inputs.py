@@ -1,5 +1,5 @@
-"""The templates' pictures are offered to the host's input folder when a real server loads the pack: a fresh
-workspace gets them, a user's file of the same name is left byte for byte, and an unwritable folder is
+"""The templates' pictures (and video) are offered to the host's input folder when a real server loads the pack:
+a fresh workspace gets them, a user's file of the same name is left byte for byte, and an unwritable folder is
 logged and the server carries on."""
 import json
 import pathlib
@@ -7,14 +7,18 @@ import pathlib
 from conftest import COMFYUI, REPO
 from harness import ComfyServer, prepare_workspace
 
-PICTURES = sorted(p for p in (REPO / "example_workflows" / "input").iterdir() if p.suffix == ".png")
-# Every picture a shipped template loads (LoadImage, LoadImageMask) is one the pack ships.
+PICTURES = sorted(p for p in (REPO / "example_workflows" / "input").iterdir() if p.suffix in (".png", ".mp4"))
+# Every picture or video a shipped template loads (LoadImage, LoadImageMask, LoadVideo) is one the pack ships.
+LOADERS = ("LoadImage", "LoadImageMask", "LoadVideo")
 NEEDED = {n["widgets_values"][0] for t in (REPO / "example_workflows").glob("*.json")
-          for n in json.loads(t.read_text())["nodes"] if n["type"] in ("LoadImage", "LoadImageMask")}
+          for n in json.loads(t.read_text())["nodes"] if n["type"] in LOADERS}
 
 
 def test_every_picture_a_template_loads_is_shipped():
+    from sdedit_img2img.nodes import example_inputs
     assert NEEDED and NEEDED <= {p.name for p in PICTURES}, NEEDED
+    assert any(name.endswith(".mp4") for name in NEEDED), "the video template's input"
+    assert [p.name for p in example_inputs.example_pictures()] == [p.name for p in PICTURES], "what the pack offers"
 
 
 def test_a_fresh_input_folder_gets_the_pictures_and_a_users_file_is_kept(tmp_path, checkpoint_path):
@@ -26,6 +30,8 @@ def test_a_fresh_input_folder_gets_the_pictures_and_a_users_file_is_kept(tmp_pat
     before = users.read_bytes(), users.stat().st_mtime_ns
     with ComfyServer(COMFYUI, base) as server:
         offered = server.get("/object_info/LoadImage")["LoadImage"]["input"]["required"]["image"][0]
+        video = server.get("/object_info/LoadVideo")["LoadVideo"]["input"]["required"]["file"]
+        offered += video[1]["options"] if video[0] == "COMBO" else video[0]  # a V3 combo, or (0.3.50) a list
         log = server.log
     assert (users.read_bytes(), users.stat().st_mtime_ns) == before
     for picture in PICTURES[1:]:

@@ -36,7 +36,10 @@ FRONTEND_VERSION = "1.27.10"
 TITLES = {"CheckpointLoaderSimple": "Load Checkpoint", "CLIPTextEncode": "CLIP Text Encode (Prompt)",
           "LoadImage": "Load Image", "ImageScaleBy": "Upscale Image By", "LoadImageMask": "Load Image (as Mask)", "SaveImage": "Save Image",
           "SDEditEncode": "SDEdit 1 · Encode", "SDEditAddNoise": "SDEdit 2 · Add Noise",
-          "SDEditSampler": "SDEdit 3 · Denoise", "SDEditDecode": "SDEdit 4 · Decode"}
+          "SDEditSampler": "SDEdit 3 · Denoise", "SDEditDecode": "SDEdit 4 · Decode",
+          "UNETLoader": "Load Diffusion Model", "CLIPLoader": "Load CLIP", "VAELoader": "Load VAE",
+          "LoadVideo": "Load Video", "GetVideoComponents": "Get Video Components", "CreateVideo": "Create Video",
+          "SaveVideo": "Save Video"}
 
 # ------------------------------------------------------------------------------ colours and drawing
 

@@ -107,11 +107,13 @@ class Graph:
     def __init__(self):
         self.nodes, self.links = [], []
 
-    def node(self, kind, pos, size, sockets=(), widgets=(), outputs=(), title=None, api=None, **extra):
+    def node(self, kind, pos, size, sockets=(), widgets=(), outputs=(), title=None, api=None, models=(), **extra):
+        """`models`: the files a loader names, as the frontend's missing-model dialog reads them
+        (properties.models: name, url, directory)."""
         node = {"id": len(self.nodes) + 1, "type": kind, "pos": list(pos), "size": list(size), "flags": {},
                 "order": len(self.nodes), "mode": 0, "sockets": list(sockets), "widgets": list(widgets),
                 "outputs": [[name, typ, []] for name, typ in outputs], "title": title, "api": api or {},
-                "extra": extra}
+                "models": list(models), "extra": extra}
         self.nodes.append(node)
         return node["id"]
 
@@ -133,6 +135,8 @@ class Graph:
             props = {} if n["type"] == "MarkdownNote" else {"Node name for S&R": n["type"], "cnr_id": cnr}
             if cnr == CORE["cnr_id"] and props:
                 props["ver"] = CORE["ver"]
+            if n["models"]:
+                props["models"] = n["models"]
             ui_node = {"id": n["id"], "type": n["type"], "pos": n["pos"], "size": n["size"], "flags": {},
                        "order": n["order"], "mode": 0, "inputs": inputs, "outputs": outputs,
                        **({"title": n["title"]} if n["title"] else {}), "properties": props,
