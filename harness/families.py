@@ -8,6 +8,15 @@ test checkpoint. Weights: std 1/sqrt(fan_in) for convolutions and linear layers,
          SD3/Flux VAE (the `ae` layout, no quant convs).
     wan: Wan 2.1 text-to-video (5-D latents, flow, shift 8) at dim 128, one block, with the Wan 2.1 VAE
          (its width is fixed by the host, ~127 M parameters; it keeps 1 + 4k frames).
+    sdxl: the SDXL UNet (EPS, adm 2816 = pooled 1280 + six size embeddings) with the widths and input
+         transformer depths [0, 0, 2, 2, 10, 10] that supported_models.SDXL demands, at channel_mult [1, 1, 1]
+         (~160 M parameters), with the 4-channel SD VAE (quant convs; its width is fixed, ~84 M).
+    flux: Flux.1 dev (guidance embedding, flow with shift 1.15); hidden 3072 and 24 heads are fixed by the
+         host, so one double and one single block (~0.55 G parameters); with the sd3 family's 16-channel VAE
+         (the same file).
+    sd15_inpaint: an SD1.5 inpainting UNet (9 input channels: the latent, the mask, the masked image's latent),
+         the cut-down SD1.5 UNet of harness/checkpoint.py (~107 M), detected by UNETLoader as SD15 with the
+         host's inpainting concat channels; with the 4-channel SD VAE (the same file as sdxl's).
 """
 import math
 import os
@@ -85,12 +94,27 @@ def _ensure(unet_name: str, vae_name: str, config, vae_module, seeds, vae_skip=(
     return unet, vae
 
 
+# The 16-channel SD3/Flux VAE (no quant convs) and the 4-channel SD VAE (quant convs): file, seed, keys left out.
+VAE16_FILE, VAE16_SEED, VAE16_SKIP = "vae16-random-v2.safetensors", 2, ("quant_conv.", "post_quant_conv.")
+VAE4_FILE, VAE4_SEED = "vae4-random-v1.safetensors", 6
+
+
+def vae16():
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+    return AutoencoderKL(ddconfig=VAE_16, embed_dim=16)
+
+
+def vae4():
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+
+    from .checkpoint import VAE_DDCONFIG, VAE_EMBED_DIM
+    return AutoencoderKL(ddconfig=VAE_DDCONFIG, embed_dim=VAE_EMBED_DIM)
+
+
 def ensure_sd3(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
     """(diffusion model, VAE) of the small SD3, built once."""
-    from comfy.ldm.models.autoencoder import AutoencoderKL
-    return _ensure("sd3-tiny-random-v2.safetensors", "vae16-random-v2.safetensors", sd3_config,
-                   lambda: AutoencoderKL(ddconfig=VAE_16, embed_dim=16), (1, 2),
-                   vae_skip=("quant_conv.", "post_quant_conv."), cache_dir=cache_dir)
+    return _ensure("sd3-tiny-random-v2.safetensors", VAE16_FILE, sd3_config, vae16, (1, VAE16_SEED),
+                   vae_skip=VAE16_SKIP, cache_dir=cache_dir)
 
 WAN_VAE = {"dim": 96, "z_dim": 16, "dim_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_scales": [],
            "temperal_downsample": [False, True, True], "dropout": 0.0}  # the host's Wan 2.1 VAE
@@ -108,3 +132,45 @@ def ensure_wan(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
     from comfy.ldm.wan.vae import WanVAE
     return _ensure("wan21-tiny-random-v2.safetensors", "wan21-vae-random-v2.safetensors", wan_config,
                    lambda: WanVAE(**WAN_VAE), (3, 4), cache_dir=cache_dir)
+
+
+def sdxl_config():
+    import comfy.supported_models as sm
+    return sm.SDXL, dict(use_checkpoint=False, image_size=32, in_channels=4, out_channels=4, model_channels=320,
+                         channel_mult=[1, 1, 1], num_res_blocks=[2, 2, 2], transformer_depth=[0, 0, 2, 2, 10, 10],
+                         transformer_depth_middle=1, transformer_depth_output=[0, 0, 0, 1, 1, 1, 1, 1, 1],
+                         context_dim=2048, adm_in_channels=2816, num_classes="sequential", use_spatial_transformer=True,
+                         use_linear_in_transformer=True, legacy=False, use_temporal_attention=False,
+                         use_temporal_resblock=False)
+
+
+def ensure_sdxl(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
+    """(diffusion model, VAE) of the small SDXL, built once."""
+    return _ensure("sdxl-tiny-random-v1.safetensors", VAE4_FILE, sdxl_config, vae4, (5, VAE4_SEED),
+                   cache_dir=cache_dir)
+
+
+def flux_config():
+    import comfy.supported_models as sm
+    return sm.Flux, dict(image_model="flux", in_channels=16, out_channels=16, patch_size=2, vec_in_dim=768,
+                         context_in_dim=4096, hidden_size=3072, mlp_ratio=4.0, num_heads=24, depth=1,
+                         depth_single_blocks=1, axes_dim=[16, 56, 56], theta=10000, qkv_bias=True, guidance_embed=True)
+
+
+def ensure_flux(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
+    """(diffusion model, VAE) of the small Flux.1 dev, built once; the VAE is the sd3 family's file."""
+    return _ensure("flux1-tiny-random-v1.safetensors", VAE16_FILE, flux_config, vae16, (7, VAE16_SEED),
+                   vae_skip=VAE16_SKIP, cache_dir=cache_dir)
+
+
+def sd15_inpaint_config():
+    import comfy.supported_models as sm
+
+    from .checkpoint import UNET_CONFIG
+    return sm.SD15, dict(UNET_CONFIG, in_channels=9)
+
+
+def ensure_sd15_inpaint(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
+    """(diffusion model, VAE) of the small SD1.5 inpainting UNet, built once; the VAE is the sdxl family's file."""
+    return _ensure("sd15-inpaint-tiny-random-v1.safetensors", VAE4_FILE, sd15_inpaint_config, vae4, (8, VAE4_SEED),
+                   cache_dir=cache_dir)

@@ -4,10 +4,18 @@ host's own loaders detect (harness/families.py), loaded with the host's UNETLoad
 SD3 (rectified flow, shift 3, 16-channel latents): the chain runs, parity with the host's
 SamplerCustomAdvanced, the ends of strength, a mask with a pixel-exact keep, and a grey map of one value that
 is the plain chain at that strength. Wan 2.1 text-to-video (5-D latents, flow, shift 8): N frames in, N out for
-any N, the keep exact in every frame, a per-frame mask, the ends of strength. Conditioning of each family's
-shape (SD3: context 4096 and pooled 2048; Wan: context 4096) is made from seeded random tensors, so no big
-text encoder is needed.
+any N, the keep exact in every frame, a per-frame mask, the ends of strength. SDXL (EPS, adm 2816), Flux.1 dev
+(flow with shift 1.15, guidance embedding, cfg 1) and an SD1.5 inpainting UNet (9 input channels, fed by the
+host's concat channels), one family at a time (a parametrized module fixture: the 0.55 G-parameter Flux is torn
+down before the next is loaded): the host detects the family, parity with SamplerCustomAdvanced, the ends
+of strength, a mask with a pixel-exact keep; for the inpainting model also the concat channels the host feeds
+it (the keep mask and the clean latent from SDEdit's own mask; the host's InpaintModelConditioning's
+`concat_latent_image`/`concat_mask`). Conditioning of each family's shape (SD3: context 4096 and pooled 2048;
+Wan: context 4096; SDXL: context 2048, pooled 1280 and the size keys; Flux: context 4096, pooled 768 and
+guidance; SD1.5: context 768) is made from seeded random tensors, so no big text encoder is needed.
 """
+from typing import Callable, NamedTuple
+
 import comfy.model_sampling
 import comfy.samplers
 import folder_paths
@@ -15,6 +23,7 @@ import nodes as host_nodes
 import pytest
 import torch
 from harness import families
+from safetensors import safe_open
 from helpers import host_custom_advanced, left_keep_mask, picture
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
@@ -25,9 +34,21 @@ from sdedit_img2img.nodes.encode import SDEditEncode
 SEED, STEPS, CFG = 11, 4, 3.0
 
 
-def load(files, seed, pooled=None):
+@pytest.fixture(autouse=True)
+def records_its_family(request):
+    """The junit property "family" (tools/compat.py counts the suite by it): the family whose model the test runs.
+    Set as record_property sets it, without its warning under pytest's default junit_family (xunit2)."""
+    names = [name for name in ("sd3", "wan") if name in request.fixturenames]
+    if "family" in request.fixturenames:
+        names.append(request.node.callspec.params["family"])
+    if names:
+        request.node.user_properties.append(("family", names[0]))
+
+
+def load(files, seed, pooled=None, context=4096, extra=None):
     """(model, vae, conds) from the (diffusion model, VAE) files, through the host's own loaders; conds: context
-    [1, 8, 4096] and, where the family has one, a pooled vector of `pooled` values, seeded."""
+    [1, 8, `context`] and, where the family has one, a pooled vector of `pooled` values, seeded, plus the
+    `extra` keys (SDXL's sizes, Flux's guidance)."""
     unet, vae = files
     for kind, path in (("diffusion_models", unet), ("vae", vae)):
         folder_paths.add_model_folder_path(kind, str(path.parent))
@@ -36,8 +57,9 @@ def load(files, seed, pooled=None):
     g = torch.Generator().manual_seed(seed)
 
     def cond():
-        context = torch.randn(1, 8, 4096, generator=g)
-        return [[context, {} if pooled is None else {"pooled_output": torch.randn(1, pooled, generator=g)}]]
+        tokens = torch.randn(1, 8, context, generator=g)
+        options = {} if pooled is None else {"pooled_output": torch.randn(1, pooled, generator=g)}
+        return [[tokens, {**options, **(extra or {})}]]
     return model, vae_model, (cond(), cond())
 
 
@@ -46,10 +68,10 @@ def sd3():
     return load(families.ensure_sd3(), 0, pooled=2048)
 
 
-def chain(model, vae, conds, image, strength, seed=SEED, sampler_name="euler", **encode):
+def chain(model, vae, conds, image, strength, seed=SEED, sampler_name="euler", steps=STEPS, cfg=CFG, **encode):
     latent = SDEditEncode.execute(image, vae, **encode)[0]
     noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
-    out = SDEditDenoise.execute(model, *conds, noisy, STEPS, CFG, sampler_name, "normal", "proportional")[0]
+    out = SDEditDenoise.execute(model, *conds, noisy, steps, cfg, sampler_name, "normal", "proportional")[0]
     return latent, out, SDEditDecode.execute(out, vae)[0]
 
 
@@ -163,3 +185,169 @@ def test_video_parity_with_the_hosts_sampler_custom_advanced(wan):
     sigmas = sm.sdedit_sigmas(ms, "normal", STEPS, 0.5, sm.start_sigma(ms, 0.5), "proportional", False)
     host = host_custom_advanced(model, conds, latent, sigmas, SEED, CFG, "euler")
     assert float((ours["samples"] - host["samples"]).abs().max() / host["samples"].abs().max()) <= 1e-5
+
+
+# --- SDXL, Flux.1 and SD1.5 inpainting: one family at a time ------------------------------------------------
+
+class Family(NamedTuple):
+    files: Callable  # harness.families.ensure_*: (diffusion model, VAE), built once
+    seed: int  # of the conditioning
+    context: int  # width of the text tokens
+    pooled: int | None
+    extra: dict  # further conditioning keys, as the family's own text encode node sets them
+    model_class: str  # comfy.model_base class and comfy.supported_models class the host picks
+    config_class: str
+    sampling: tuple  # what model_sampling is an instance of
+    channels: int  # latent channels
+    cfg: float
+    samplers: tuple  # compared with SamplerCustomAdvanced (every host sampler: tests/test_editing.py, on SD1.5)
+    concat_keys: tuple = ()  # inpainting models: the extra input channels the host feeds
+
+
+FAMILY_H, FAMILY_W, FAMILY_STEPS = 32, 64, 3  # a 4 x 8 latent; strength 0.7 runs 2 of the 3 steps, 1 runs 3
+
+
+EPS = (comfy.model_sampling.ModelSamplingDiscrete, comfy.model_sampling.EPS)
+FAMILIES = {
+    # CLIPTextEncodeSDXL's keys at its defaults; SDXL.encode_adm embeds them after the pooled output
+    "sdxl": Family(families.ensure_sdxl, 2, 2048, 1280,
+                   {"width": 1024, "height": 1024, "crop_w": 0, "crop_h": 0, "target_width": 1024,
+                    "target_height": 1024}, "SDXL", "SDXL", EPS, 4, CFG, ("euler",)),
+    # Flux.1 dev runs at cfg 1 with its guidance embedding (FluxGuidance's key)
+    "flux": Family(families.ensure_flux, 3, 4096, 768, {"guidance": 3.5}, "Flux", "Flux",
+                   (comfy.model_sampling.ModelSamplingFlux, comfy.model_sampling.CONST), 16, 1.0, ("euler",)),
+    "sd15_inpaint": Family(families.ensure_sd15_inpaint, 4, 768, None, {}, "BaseModel", "SD15", EPS, 4, CFG,
+                           ("euler", "euler_ancestral"), ("mask", "masked_image")),
+}
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def family(request):
+    """(spec, model, vae, conds) of one family; pytest tears it down before it loads the next family's."""
+    spec = FAMILIES[request.param]
+    return (spec, *load(spec.files(), spec.seed, spec.pooled, spec.context, spec.extra))
+
+
+def family_picture(kind):
+    return picture(kind, height=FAMILY_H, width=FAMILY_W)
+
+
+def family_mask():
+    """0 (keep) on the left half of the picture, 1 (edit) on the right: 4 of the 8 latent columns."""
+    mask = torch.ones(1, FAMILY_H, FAMILY_W)
+    mask[:, :, :FAMILY_W // 2] = 0.0
+    return mask
+
+
+def family_chain(spec, model, vae, conds, image, strength, **encode):
+    return chain(model, vae, conds, image, strength, steps=FAMILY_STEPS, cfg=spec.cfg, **encode)
+
+
+def parity(spec, model, conds, latent, strength, sampler_name):
+    """Max relative difference between Add Noise + Denoise and the host's SamplerCustomAdvanced on `latent`."""
+    noisy = SDEditAddNoise.execute(model, latent, strength, SEED)[0]
+    ours = SDEditDenoise.execute(model, *conds, noisy, FAMILY_STEPS, spec.cfg, sampler_name, "normal",
+                                 "proportional")[0]
+    ms = model.get_model_object("model_sampling")
+    sigmas = sm.sdedit_sigmas(ms, "normal", FAMILY_STEPS, strength, sm.start_sigma(ms, strength), "proportional",
+                              sampler_name in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS)
+    assert len(sigmas) >= 3, "at least two steps run"
+    host = host_custom_advanced(model, conds, latent, sigmas, SEED, spec.cfg, sampler_name)
+    return float((ours["samples"] - host["samples"]).abs().max() / host["samples"].abs().max())
+
+
+def test_the_host_loaders_detect_each_family(family):
+    spec, model, vae, _ = family
+    base = model.model
+    assert type(base).__name__ == spec.model_class and type(base.model_config).__name__ == spec.config_class
+    assert isinstance(model.get_model_object("model_sampling"), spec.sampling)
+    assert vae.latent_channels == spec.channels == model.get_model_object("latent_format").latent_channels
+    assert tuple(base.concat_keys) == spec.concat_keys
+    with safe_open(str(spec.files()[0]), "pt") as f:  # every weight of the file in the model, and no other
+        assert set(f.keys()) == set(base.diffusion_model.state_dict())
+    if spec.model_class == "SDXL":
+        assert base.adm_channels == 2816
+    if spec.model_class == "Flux":
+        ms = model.get_model_object("model_sampling")
+        assert ms.shift == pytest.approx(1.15) and base.diffusion_model.params.guidance_embed
+    if spec.concat_keys:
+        assert base.diffusion_model.input_blocks[0][0].weight.shape[1] == 9
+
+
+def test_each_family_matches_the_hosts_sampler_custom_advanced(family):
+    spec, model, vae, conds = family
+    latent = SDEditEncode.execute(family_picture(1), vae)[0]
+    for sampler_name in spec.samplers:
+        diff = parity(spec, model, conds, latent, 0.7, sampler_name)
+        assert diff <= 1e-5, f"{sampler_name}: {diff}"
+
+
+def test_each_family_strength_0_is_the_input_and_strength_1_forgets_it(family):
+    spec, model, vae, conds = family
+    latent, out, _ = family_chain(spec, model, vae, conds, family_picture(1), 0.0)
+    assert torch.equal(out["samples"], latent["samples"]) and float(latent["samples"].std()) > 0.05  # a real latent
+    one = family_chain(spec, model, vae, conds, family_picture(1), 1.0)[1]["samples"]
+    other = family_chain(spec, model, vae, conds, family_picture(4), 1.0)[1]["samples"]
+    torch.testing.assert_close(one, other, rtol=0, atol=1e-5)
+    assert float((one - latent["samples"]).abs().mean()) > 0.05
+
+
+def test_each_family_keeps_a_masks_pixels_exactly_and_edits_the_rest(family):
+    spec, model, vae, conds = family
+    image, mask = family_picture(3), family_mask()
+    decoded = family_chain(spec, model, vae, conds, image, 0.7, mask=mask)[2]
+    keep = mask[0] == 0
+    assert decoded.shape == image.shape and torch.equal(decoded[0][keep], image[0][keep])
+    assert float((decoded[0][~keep] - image[0][~keep]).abs().mean()) > 0.02
+
+
+def seen_concat(model):
+    """A clone of `model` that records the c_concat (the inpainting channels) of every model call."""
+    seen = []
+    patched = model.clone()
+
+    def wrapper(apply_model, args):
+        seen.append(args["c"]["c_concat"].clone())
+        return apply_model(args["input"], args["timestep"], **args["c"])
+    patched.set_model_unet_function_wrapper(wrapper)
+    return patched, seen
+
+
+@pytest.mark.parametrize("family", ["sd15_inpaint"], indirect=True)
+def test_the_inpainting_model_gets_the_keep_mask_and_the_clean_latent_as_its_concat_channels(family):
+    """Without inpaint conditioning the host fills the concat channels from the sampler's denoise mask (SDEdit's
+    keep mask) and its latent image (the clean latent); without a mask, from ones and its blank image."""
+    spec, model, vae, conds = family
+    image, mask = family_picture(3), family_mask()
+    patched, seen = seen_concat(model)
+    latent, out, decoded = family_chain(spec, patched, vae, conds, image, 0.7, mask=mask)
+    keep = mask[0] == 0
+    assert seen and torch.equal(decoded[0][keep], image[0][keep])
+    clean = model.get_model_object("latent_format").process_in(latent["samples"])
+    cells = torch.ones(latent["samples"].shape[-2:])
+    cells[:, :FAMILY_W // 2 // 8] = 0.0  # the keep columns, block-aligned
+    for c in seen:
+        assert c.shape[1] == 5
+        assert torch.equal(c[:, 0], cells.expand_as(c[:, 0]))
+        torch.testing.assert_close(c[:, 1:], clean.expand_as(c[:, 1:]), rtol=0, atol=1e-6)
+    seen.clear()
+    family_chain(spec, patched, vae, conds, image, 0.7)
+    assert seen and all(torch.equal(c[:, :1], torch.ones_like(c[:, :1])) and
+                        torch.equal(c[:, 1:], model.model.blank_inpaint_image_like(c[:, 1:])) for c in seen)
+
+
+@pytest.mark.parametrize("family", ["sd15_inpaint"], indirect=True)
+def test_the_hosts_inpaint_model_conditioning_with_sdedits_mask(family):
+    """InpaintModelConditioning's concat_latent_image and concat_mask (the masked picture) reach the model:
+    parity with SamplerCustomAdvanced on the same masked latent, the keep exact, and another result than
+    without them."""
+    spec, model, vae, conds = family
+    image, mask = family_picture(3), family_mask()
+    inpaint = host_nodes.InpaintModelConditioning().encode(*conds, image, vae, mask)[:2]
+    latent = SDEditEncode.execute(image, vae, mask=mask)[0]
+    assert parity(spec, model, inpaint, latent, 0.7, "euler") <= 1e-5
+    _, out, decoded = family_chain(spec, model, vae, inpaint, image, 0.7, mask=mask)
+    keep = mask[0] == 0
+    assert torch.equal(decoded[0][keep], image[0][keep])
+    plain = family_chain(spec, model, vae, conds, image, 0.7, mask=mask)[1]
+    assert float((out["samples"] - plain["samples"]).abs().mean()) > 1e-3
