@@ -271,8 +271,14 @@ def run(node: str, guider, sampler, latent: dict, steps: int, scheduler: str, st
         for j, i in enumerate(rows):
             results[i] = out[j]
         trajectories.append((rows, trajectory))
-    done = pictures.attach(latent, torch.stack(results), [pictures.denoised(r) for r in records])
-    return done, {"samples": step_major(trajectories, len(records))}, first_sigmas
+    finished = [pictures.denoised(r) for r in records]
+    done = pictures.attach(latent, torch.stack(results), finished)
+    # Every step's prediction is of the same picture as the result (which is often the last entry, bit for bit):
+    # each carries the picture's record, so Decode brings every step back to the input's size, frames and kept
+    # pixels alike, not only the entry that equals the result.
+    predicted = step_major(trajectories, len(records))
+    steps_of = pictures.attach({}, predicted, [finished[i % len(records)] for i in range(predicted.shape[0])])
+    return done, steps_of, first_sigmas
 
 
 def step_major(trajectories, batch: int) -> torch.Tensor:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from comfy_extras.nodes_custom_sampler import CFGGuider, KSamplerSelect, RandomNoise, SamplerCustomAdvanced
+from sdedit_img2img.nodes import pictures
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes import sweep_math
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
@@ -53,7 +54,8 @@ def test_trajectory_holds_one_prediction_per_step_recorded_by_the_hosts_post_cfg
     assert len(seen) == expected_steps
     fmt = model.get_model_object("latent_format")
     torch.testing.assert_close(trajectory["samples"], fmt.process_out(torch.cat(seen)), rtol=0, atol=0)
-    assert set(trajectory) == {"samples"}, "a plain latent: decodes like any other"
+    assert [r.sigma for r in pictures.carried(trajectory)] == [None] * expected_steps, \
+        "each step carries its picture's record (denoised), as the result does"
     # The predictions move: the first step's guess is not the last.
     assert max_rel_diff(trajectory["samples"][0], trajectory["samples"][-1]) > 1e-3
 
@@ -70,6 +72,24 @@ def test_the_last_prediction_is_the_result(model, conds, clean_latent, sampler_n
         assert torch.equal(last, out["samples"])
     else:
         assert max_rel_diff(last, out["samples"]) <= tolerance
+
+
+@pytest.mark.parametrize("sampler_name", ["euler", "dpmpp_2m"])
+def test_every_step_of_the_trajectory_decodes_like_the_result(model, conds, vae, sampler_name):
+    """A 90x60 picture (padded to 96x64 for the VAE) with its left half kept: Decode brings every step back to
+    90x60 with the kept pixels the input's, the last step as the result. Before, only the entry equal to the
+    result (bit for bit with dpmpp_2m and euler here) was cropped, and Decode refused the mixed sizes."""
+    image = picture(1)[:, :60, :90]
+    mask = torch.ones(1, 60, 90)
+    mask[:, :, :40] = 0.0
+    latent = SDEditEncode.execute(image, vae, mask=mask)[0]
+    out, trajectory = denoise(model, conds, latent, 0.5, steps=6, sampler_name=sampler_name)
+    frames = SDEditDecode.execute(trajectory, vae)[0]
+    steps = trajectory["samples"].shape[0]
+    assert frames.shape == (steps, 60, 90, 3)
+    assert all(torch.equal(frames[s, :, :40], image[0, :, :40]) for s in range(steps)), "kept pixels every step"
+    assert float((frames[0, :, 40:] - frames[-1, :, 40:]).abs().mean()) > 1e-3, "the steps differ"
+    torch.testing.assert_close(frames[-1:], SDEditDecode.execute(out, vae)[0], rtol=0, atol=1e-5)
 
 
 def test_the_last_prediction_equals_the_hosts_own_denoised_output(model, conds, clean_latent):

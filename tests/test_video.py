@@ -163,9 +163,11 @@ def test_a_latent_frame_whose_frames_are_all_kept_is_the_clean_latent_exactly(wa
 
 def test_the_trajectory_of_a_video_is_one_whole_video_latent_per_step(wan):
     """6 frames are padded to 9 (3 latent frames): the trajectory is a batch of one 5-D latent per step, each
-    all 3 latent frames, the last the result; it decodes to one clip of 9 frames per step, in step order."""
+    all 3 latent frames, the last the result; it decodes to one clip of the input's 6 frames per step, in step
+    order, every step trimmed alike (before, only the entry equal to the result was trimmed)."""
     model, vae, conds = wan
-    latent = SDEditEncode.execute(video(6), vae)[0]
+    clip = video(6)
+    latent = SDEditEncode.execute(clip, vae)[0]
     noisy = SDEditAddNoise.execute(model, latent, 0.8, SEED)[0]
     out, trajectory = denoised("denoise", model, conds, noisy, "dpmpp_2m")
     steps = sm.proportional_step_count(0.8, STEPS)
@@ -174,10 +176,11 @@ def test_the_trajectory_of_a_video_is_one_whole_video_latent_per_step(wan):
     assert samples.shape == (steps, *out["samples"].shape[1:]) == (steps, 16, 3, 4, 6)
     assert torch.equal(samples[-1], out["samples"][0]), "dpmpp_2m ends on its last prediction"
     assert float((samples[0] - samples[-1]).abs().mean()) > 1e-3, "the steps differ"
-    clips = SDEditDecode.execute({"samples": samples[:-1]}, vae)[0]
-    assert clips.shape == ((steps - 1) * 9, 32, 48, 3)
-    first = SDEditDecode.execute({"samples": samples[:1]}, vae)[0]
-    torch.testing.assert_close(clips[:9], first, rtol=0, atol=1e-4)  # step 1's clip first, whole (batched VAE)
+    clips = SDEditDecode.execute(trajectory, vae)[0]
+    assert clips.shape == (steps * 6, 32, 48, 3)
+    first = SDEditDecode.execute({"samples": samples[:1]}, vae)[0]  # a row alone: found again by its content
+    torch.testing.assert_close(clips[:6], first, rtol=0, atol=1e-4)  # step 1's clip first (batched VAE)
+    torch.testing.assert_close(clips[-6:], SDEditDecode.execute(out, vae)[0], rtol=0, atol=1e-4)
 
 
 def parse_table(table: str) -> list[list[str]]:
