@@ -2,6 +2,8 @@
 
     COMFYUI_PATH=~/comfy/ComfyUI .venv/bin/python -P bench/tiles.py [--sizes 256 512] [--tile 256]
         [--overlap 64] [--steps 20] [--strength 0.35] [--out FILE]
+    COMFYUI_PATH=~/comfy/ComfyUI .venv/bin/python -P bench/tiles.py --memory [--sizes 1024 2048]
+        [--tile-batches 0 1 4] [--out FILE]
 
 Runs SDEdit 2 · Add Noise and SDEdit 3 · Denoise in-process on the random-weight SD1.5 test checkpoint (CPU).
 
@@ -15,10 +17,19 @@ Runs SDEdit 2 · Add Noise and SDEdit 3 · Denoise in-process on the random-weig
    previous tiles left it, with the seed's own noise at the tile's size, pasted with a linear feather over
    the overlap).
 3. Time and model calls (counted through a model_function_wrapper) per run.
+4. --memory: peak resident memory of the denoising and time per sampler step, at the node's defaults (tile
+   the model's native 512 px, overlap 128 px), for each size untiled (up to --untiled-max) and at each
+   tile_batch. Each case runs in a fresh subprocess of this script on a smooth latent of the size (no VAE
+   pass, so the peak is the denoising's): the weights are loaded by a small warm-up run, VmHWM is reset, and
+   one sampler step runs (--memory-steps at --strength: 3 at 0.35 runs one step; a 20-step run at 0.35 runs
+   7 such steps, each the same work and the same memory). "above the model" = peak - resident memory before
+   the step.
 """
 import argparse
+import json
 import pathlib
 import platform
+import subprocess
 import sys
 import time
 
@@ -100,8 +111,83 @@ def sequential(model, conds, clean, strength, seed, steps, tile, overlap, torch,
     return current
 
 
+def rss_kib(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def memory_case(size, per_call, steps, strength, tile_px=0, overlap_px=128):
+    """One denoising at `size` px (per_call -1: untiled; tile_px 0: the model's native 512); prints RESULT {json}."""
+    model, clip, _ = setup()
+    import nodes as host_nodes
+    import torch
+    from sdedit_img2img.nodes import tiles
+    from sdedit_img2img.nodes.add_noise import SDEditAddNoise
+    from sdedit_img2img.nodes.denoise import SDEditDenoise
+    torch.set_grad_enabled(False)
+    encode = host_nodes.CLIPTextEncode().encode
+    conds = (encode(clip, "photo of a green apple")[0], encode(clip, "blurry")[0])
+    tiling = {} if per_call < 0 else {"tiling": "on", "tile_size": tile_px, "tile_overlap": overlap_px,
+                                      "tile_batch": per_call}
+    with torch.inference_mode():
+        warm = SDEditAddNoise.execute(model, {"samples": test_latent(8, torch)}, 0.5, 0)[0]
+        SDEditDenoise.execute(model, *conds, warm, 2, 7.0, "euler", "normal", "proportional")  # loads the weights
+        noisy = SDEditAddNoise.execute(model, {"samples": test_latent(size // 8, torch)}, strength, 3)[0]
+        calls = []
+        watched = counted(model, calls)
+        with open("/proc/self/clear_refs", "w") as f:  # VmHWM restarts from the current RSS
+            f.write("5")
+        base = rss_kib("VmRSS")
+        start = time.perf_counter()
+        SDEditDenoise.execute(watched, *conds, noisy, steps, 7.0, "euler", "normal", "proportional", **tiling)
+        seconds = time.perf_counter() - start
+    cells = size // 8
+    grid = tiles.tile_grid(cells, cells, (tile_px or 512) // 8, overlap_px // 8) if per_call >= 0 else [None]
+    print("RESULT " + json.dumps({"size": size, "per_call": per_call, "tiles": len(grid), "calls": len(calls),
+                                  "largest_call": max(c[0] for c in calls), "seconds": seconds,
+                                  "peak_gib": rss_kib("VmHWM") / 2 ** 20, "base_gib": base / 2 ** 20}), flush=True)
+
+
+def memory(args):
+    lines = [f"Machine: {platform.machine()}, shared 2-core CPU, {platform.platform()}; date "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; random-weight SD1.5 test checkpoint, fp32 on "
+             f"CPU; tile {args.memory_tile or 512} px{' (the native size)' if not args.memory_tile else ''}, overlap "
+             f"{args.memory_overlap} px, strength {args.strength}, "
+             f"{args.memory_steps} steps (one sampler step runs), euler, cfg 7; a smooth latent, no VAE pass.", "",
+             "| size | latent | run | tiles | model calls per step | largest call (latents) | time per step (s) "
+             "| s per tile | peak RSS (GiB) | above the model (GiB) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for size in args.sizes:
+        cases = ([-1] if size <= args.untiled_max else []) + args.tile_batches
+        for per_call in cases:
+            cmd = [sys.executable, "-P", __file__, "--memory-case", str(size), str(per_call),
+                   str(args.memory_steps), str(args.strength), str(args.memory_tile), str(args.memory_overlap)]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            found = [json.loads(x[7:]) for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+            if not found:
+                raise RuntimeError(f"case {size} {per_call} failed:\n{done.stderr[-3000:]}")
+            r = found[0]
+            run = "untiled" if per_call < 0 else f"tiled, tile_batch {per_call or 'as memory allows'}"
+            lines.append(f"| {size}² | {size // 8}² | {run} | {r['tiles']} | {r['calls']} | {r['largest_call']} | "
+                         f"{r['seconds']:.1f} | {r['seconds'] / r['tiles']:.2f} | {r['peak_gib']:.2f} | "
+                         f"{r['peak_gib'] - r['base_gib']:.2f} |")
+            print(lines[-1], flush=True)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--memory", action="store_true", help="peak memory and time per step (4. above)")
+    parser.add_argument("--memory-case", nargs=6, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-tile", type=int, default=0, help="tile px in --memory (0: the model's native)")
+    parser.add_argument("--memory-overlap", type=int, default=128, help="overlap px in --memory")
+    parser.add_argument("--tile-batches", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--untiled-max", type=int, default=1024, help="largest side run untiled in --memory")
+    parser.add_argument("--memory-steps", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="picture sides in px")
     parser.add_argument("--tile", type=int, default=256, help="tile side in px")
     parser.add_argument("--overlap", type=int, default=64, help="tile overlap in px")
@@ -111,6 +197,11 @@ def main():
     parser.add_argument("--runs", nargs="+", default=["untiled", "blended", "one-per-call", "sequential"])
     parser.add_argument("--out", type=pathlib.Path)
     args = parser.parse_args()
+    if args.memory_case:
+        size, per_call, steps, strength, tile_px, overlap_px = args.memory_case
+        return memory_case(int(size), int(per_call), int(steps), float(strength), int(tile_px), int(overlap_px))
+    if args.memory:
+        return memory(args)
     model, clip, _ = setup()
     import nodes as host_nodes
     import torch

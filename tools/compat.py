@@ -1,8 +1,11 @@
 """The host compatibility matrix: runs the node-level and the server test suites against each ComfyUI
-tree it is given, in this one Python environment, and writes a table (release x suite) to docs/compat.md.
+tree it is given, in this one Python environment, and writes a table (release x suite) to docs/compat.md;
+then the model families suite (tests/test_families.py) and a second table, release x family: each test of
+that suite records the family it runs (a junit property "family"), so a cell counts that family's tests.
 
 Usage (through tools/compat.sh):
-    compat.py [--server ends|all|none|VERSION,...] [--node all|none] [--out FILE] HOST_DIR...
+    compat.py [--server ends|all|none|VERSION,...] [--node all|none] [--families ends|all|none|VERSION,...]
+              [--out FILE] HOST_DIR...
 Never downloads anything: a tree that is missing is reported with what to do, before anything runs.
 """
 import argparse
@@ -25,6 +28,7 @@ NODE_SUITE = os.environ.get("COMPAT_NODE_SUITE", "").split() or [
     "tests/test_diffusers_parity.py", "tests/test_packaging.py", "tests/test_compat.py"]
 SERVER_SUITE = os.environ.get("COMPAT_SERVER_SUITE", "").split() or [
     "tests/test_server.py", "tests/test_compat_server.py", "tests/test_install.py"]
+FAMILY_SUITE = ["tests/test_families.py"]
 TORCH_FAMILY = {"torch", "torchvision", "torchaudio"}  # pinned by scripts/constraints.txt, not by the host
 
 
@@ -78,7 +82,7 @@ def run_suite(tree: pathlib.Path, files, junit: pathlib.Path) -> dict:
                            f"--junitxml={junit}", *files], cwd=REPO, env=env,
                           capture_output=True, text=True)
     result = {"seconds": time.monotonic() - started, "rc": proc.returncode, "passed": 0, "failed": 0,
-              "first": None}
+              "first": None, "families": {}}
     if not junit.is_file():  # pytest did not get as far as writing a report
         result["failed"] = 1
         lines = (proc.stdout + proc.stderr).strip().splitlines() or ["pytest printed nothing"]
@@ -90,10 +94,16 @@ def run_suite(tree: pathlib.Path, files, junit: pathlib.Path) -> dict:
             problem = case.find("error")
         if case.find("skipped") is not None:
             continue  # the suites never skip; a skip would show as a count mismatch between rows
+        family = next((p.get("value") for p in case.iter("property") if p.get("name") == "family"), None)
+        tally = result["families"].setdefault(family, {"passed": 0, "failed": 0, "first": None})
         if problem is None:
             result["passed"] += 1
+            tally["passed"] += 1
             continue
         result["failed"] += 1
+        tally["failed"] += 1
+        if tally["first"] is None:
+            tally["first"] = (case.get("name"), first_error_line(problem))
         if result["first"] is None:
             name = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
             result["first"] = (name, first_error_line(problem))
@@ -109,9 +119,11 @@ def first_error_line(problem) -> str:
     return (problem.get("message") or text.strip().splitlines()[-1:] or ["?"])[0]
 
 
-def cell(result, day: str) -> str:
+def cell(result, day: str, seconds=True) -> str:
     total = result["passed"] + result["failed"]
-    if result["failed"] == 0 and result["rc"] == 0:
+    if result["failed"] == 0 and result.get("rc", 0) == 0:
+        if not seconds:
+            return f"passed: {total} tests ({day})"
         return f"passed: {total} tests, {result['seconds']:.0f} s ({day})"
     name, line = result["first"]
     line = str(line).replace("|", "/").replace("`", "'")[:200]
@@ -140,6 +152,22 @@ def package(name: str) -> str:
 
 
 HEADER = "| ComfyUI | node-level suite | server suite | requirements.txt lines this environment does not meet |"
+FAMILIES_TITLE = "## Model families"
+
+
+def read_families(out: pathlib.Path) -> tuple[list, dict]:
+    """(family names, {release: {family: cell}}) of an earlier families table."""
+    names, rows = [], {}
+    if out.is_file():
+        lines = out.read_text().splitlines()
+        if FAMILIES_TITLE in lines:
+            table = [line for line in lines[lines.index(FAMILIES_TITLE):] if line.startswith("| ")]
+            if table:
+                names = [c.strip() for c in table[0].strip("|").split(" | ")][1:]
+                for line in table[1:]:
+                    version, *cells = [c.strip() for c in line.strip("|").split(" | ")]
+                    rows[version] = dict(zip(names, cells))
+    return names, rows
 
 
 def read_rows(out: pathlib.Path) -> dict:
@@ -156,7 +184,7 @@ def read_rows(out: pathlib.Path) -> dict:
     return rows
 
 
-def write_table(out: pathlib.Path, rows: dict, started: datetime.datetime) -> None:
+def write_table(out: pathlib.Path, rows: dict, started: datetime.datetime, families=None) -> None:
     lines = [
         "# Host compatibility matrix",
         "",
@@ -177,6 +205,15 @@ def write_table(out: pathlib.Path, rows: dict, started: datetime.datetime) -> No
     for version in sorted(rows, key=version_key):
         row = rows[version]
         lines.append(f"| {version} | {row['node']} | {row['server']} | {row['unmet']} |")
+    names, by_release = families if families is not None else read_families(out)
+    if by_release:
+        lines += ["", FAMILIES_TITLE, "",
+                  f"{', '.join(f'`{f}`' for f in FAMILY_SUITE)} on each release: small random-weight models of each "
+                  "family in the file layouts the host's own loaders detect (harness/families.py), through the "
+                  "four nodes (the chain, parity with the host's sampler, the ends of strength, a mask's keep).",
+                  "", "| ComfyUI | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+        for version in sorted(by_release, key=version_key):
+            lines.append(f"| {version} | " + " | ".join(by_release[version].get(n, "not run") for n in names) + " |")
     lines.append("")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
@@ -197,6 +234,8 @@ def main() -> int:
                         help="where the server suite runs: the oldest and newest tree (default), all, none, "
                              "or the releases listed")
     parser.add_argument("--node", choices=["all", "none"], default="all", help="run the node-level suite")
+    parser.add_argument("--families", default="ends", metavar="ends|all|none|VERSION,...",
+                        help="where the model families suite runs (as --server)")
     parser.add_argument("--out", type=pathlib.Path, default=REPO / "docs" / "compat.md")
     args = parser.parse_args()
     trees = [t.resolve() for t in args.trees]
@@ -205,6 +244,7 @@ def main() -> int:
     started = datetime.datetime.now(datetime.timezone.utc)
     day = f"{started:%Y-%m-%d}"
     rows, failed = read_rows(args.out), False
+    names, by_family = read_families(args.out)
     with tempfile.TemporaryDirectory() as tmp:
         for i, tree in enumerate(trees):
             version = host_version(tree)
@@ -222,7 +262,18 @@ def main() -> int:
                 row[suite] = cell(result, day)
                 failed |= bool(result["failed"] or result["rc"])
                 print(f"compat:   {suite} suite: {row[suite]}", file=sys.stderr)
-                write_table(args.out, rows, started)  # the table so far, should a later run hang
+                write_table(args.out, rows, started, (names, by_family))  # the table so far, should a later run hang
+            if wants_server(args.families, version, i, len(trees)):
+                result = run_suite(tree, FAMILY_SUITE, pathlib.Path(tmp) / f"{version}-families.xml")
+                failed |= bool(result["failed"] or result["rc"])
+                if None in result["families"]:  # a test that records no family
+                    result["families"]["(other)"] = result["families"].pop(None)
+                if not result["families"]:  # pytest did not start
+                    result["families"]["(start-up)"] = result
+                names += [f for f in sorted(result["families"]) if f not in names]
+                by_family[version] = {f: cell(t, day, seconds=False) for f, t in result["families"].items()}
+                print(f"compat:   families: {by_family[version]}", file=sys.stderr)
+                write_table(args.out, rows, started, (names, by_family))
     print(f"compat: table written to {args.out}", file=sys.stderr)
     return 1 if failed else 0
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The host compatibility matrix: runs the node-level and the server test suites against each ComfyUI
 # tree given (COMFYUI_PATH per tree, one shared virtual environment) and writes docs/compat.md.
-#   bash tools/compat.sh [--server ends|all|none|VERSION,...] [--node all|none] [--out FILE] HOST_DIR...
-# The server suite runs on the oldest and the newest tree unless --server says otherwise.
+#   bash tools/compat.sh [--server ends|all|none|VERSION,...] [--node all|none]
+#                        [--families ends|all|none|VERSION,...] [--out FILE] HOST_DIR...
+# The server and the model families suites run on the oldest and the newest tree unless told otherwise.
 # The environment is $SDEDIT_VENV (default .venv, as scripts/setup.sh makes it). Nothing is downloaded:
 # a missing tree or environment is reported with what to do. Exit status 1 when any suite failed.
 set -euo pipefail
