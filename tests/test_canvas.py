@@ -4,7 +4,7 @@ off and on), each served by a real `main.py --cpu`.
 
 The workspace's input folder starts empty: the templates' pictures are there only because the pack offers
 them when the server loads it. Its checkpoints folder holds the test checkpoint (linked also under every model
-name the templates give, in the folders they give) and header-valid SD3 and Flux checkpoints
+name the templates give, in the folders they give; diffusion models and VAEs: the small random Wan 2.1's) and header-valid SD3 and Flux checkpoints
 (tests/header_checkpoints.py) for the step line.
 
 The newest frontend is fetched from the package registry once (pip download, no dependencies) into
@@ -24,7 +24,7 @@ import zipfile
 import pytest
 from conftest import COMFYUI, REPO
 from header_checkpoints import header_checkpoint
-from harness import checkpoint
+from harness import checkpoint, families
 
 NEWEST_FRONTEND = "1.58.1"
 CACHE = checkpoint.default_cache_dir()
@@ -74,13 +74,17 @@ def canvas(request, tmp_path_factory, checkpoint_path):
     base = prepare_workspace(tmp_path_factory.mktemp(f"canvas-{request.param}"), checkpoint_path)
     for family, name in FAMILIES.items():
         header_checkpoint(base / "models" / "checkpoints" / name, family)
-    for example in (REPO / "example_workflows").glob("*.json"):  # the model files the examples name, in their
-        for node in json.loads(example.read_text())["nodes"]:     # folders (only the checkpoints are run here)
+    # The model files the examples name, in their folders (only the checkpoints are run here): diffusion models and
+    # VAEs are the small random Wan 2.1's, so the step line reads a real Wan header through UNETLoader.
+    wan_unet, wan_vae = families.ensure_wan()
+    for example in (REPO / "example_workflows").glob("*.json"):
+        for node in json.loads(example.read_text())["nodes"]:
             for model in node.get("properties", {}).get("models", []):
                 alias = base / "models" / model["directory"] / model["name"]
                 alias.parent.mkdir(parents=True, exist_ok=True)
+                target = {"diffusion_models": wan_unet, "vae": wan_vae}.get(model["directory"], checkpoint_path)
                 if not alias.exists():
-                    alias.symlink_to(checkpoint_path.resolve())
+                    alias.symlink_to(target.resolve())
     assert not any((base / "input").iterdir())  # the pack offers the templates' pictures itself
     settings = dict(RETURNING_USER)
     if request.param.startswith("newest"):
@@ -407,6 +411,14 @@ def test_every_example_loads_from_the_template_browser_and_runs(canvas, example)
     if example == "sdedit_img2img":
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"example-{frontend}.png"))
+    if example == "sdedit_video":  # the step line follows UNETLoader to the Wan file's header: σ on Wan's schedule
+        widgets = {n["type"]: n["widgets_values"] for n in ui["nodes"]}
+        [denoise] = [n["id"] for n in ui["nodes"] if n["type"] == "SDEditSampler"]
+        strength, (steps, *_, mode) = widgets["SDEditAddNoise"][0], widgets["SDEditSampler"][:5]
+        plan = server.get(f"/sdedit/step_plan?strength={strength}&steps={steps}&step_mode={mode}"
+                          f"&unet_name={widgets['UNETLoader'][0]}")
+        assert (plan["schedule"], plan["assumed"]) == ("Wan 2.1", False) and 0 < plan["sigma"] < 1, plan
+        wait_for_line(page, denoise, line_of(plan))
     if example in NOT_RUN_HERE:
         return
     # Pick the test checkpoint in Load Checkpoint's combo, fewer steps for the CPU, and press Run.
