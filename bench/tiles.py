@@ -150,6 +150,14 @@ def memory_case(size, per_call, steps, strength, tile_px=0, overlap_px=128):
                                   "peak_gib": rss_kib("VmHWM") / 2 ** 20, "base_gib": base / 2 ** 20}), flush=True)
 
 
+def emit(lines, out):
+    """Prints the table and writes it to `out` (a path, or None)."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if out:
+        out.write_text(text)
+
+
 def memory(args):
     lines = [f"Machine: {platform.machine()}, shared 2-core CPU, {platform.platform()}; date "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; random-weight SD1.5 test checkpoint, fp32 on "
@@ -173,10 +181,7 @@ def memory(args):
                          f"{r['seconds']:.1f} | {r['seconds'] / r['tiles']:.2f} | {r['peak_gib']:.2f} | "
                          f"{r['peak_gib'] - r['base_gib']:.2f} |")
             print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(lines, args.out)
 
 
 def main():
@@ -257,10 +262,7 @@ def main():
                 lines.append(f"| {size}² | {cells}² | {len(grid)} | {name} | {len(calls)} | {seconds:.1f} | {e} | "
                              f"{border:.4f} | {away:.4f} | {border / away:.2f} | {border_mean / away_mean:.3f} |")
                 print(lines[-1], flush=True)
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if args.out:
-        args.out.write_text(text)
+    emit(lines, args.out)
 
 
 if __name__ == "__main__":
