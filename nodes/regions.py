@@ -176,9 +176,9 @@ def cut(images: torch.Tensor, region: Region) -> torch.Tensor:
 
 def stitch(picture: torch.Tensor, edited: torch.Tensor, own_mask: torch.Tensor, region: Region) -> torch.Tensor:
     """`picture` (frames, h, w, c) with the region's `edited` crop (frames, crop h, crop w, c) written where
-    its own mask (crop h, crop w) is above 0; every other pixel is `picture`'s, bit for bit."""
+    its own mask ([1, ]crop h, crop w) is above 0; every other pixel is `picture`'s, bit for bit."""
     rows, cols, crop_rows, crop_cols = region.window()
     out = picture.clone()
-    keep = (own_mask[crop_rows, crop_cols] > 0).unsqueeze(-1).to(edited.device)
+    keep = (own_mask[..., crop_rows, crop_cols] > 0).unsqueeze(-1).to(edited.device)
     out[:, rows, cols] = torch.where(keep, edited[:, crop_rows, crop_cols].to(out.dtype), out[:, rows, cols])
     return out
