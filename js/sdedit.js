@@ -120,7 +120,12 @@ function tilingQuery(node) {
         const value = widget(node, name)?.value;
         if (value !== undefined) query[name] = String(value);
     }
-    const size = upstreamPictureSize(node);
+    // Encode's size_mode sets the latent's size; with crop_to_mask the latent is the crops' (size unknown here).
+    const noise = addNoiseOf(node);
+    const encode = noise && upstream(noise, "latent", "LATENT", (n) => typeOf(n) === "SDEditEncode");
+    const sizeMode = widget(encode, "size_mode")?.value;
+    if (sizeMode) query.size_mode = String(sizeMode);
+    const size = widget(encode, "crop_to_mask")?.value ? null : upstreamPictureSize(node);
     if (size) Object.assign(query, { width: String(size.width), height: String(size.height) });
     return query;
 }

@@ -80,6 +80,7 @@ class SDEditEncode(io.ComfyNode):
                                 mask_feather)
         if crop_to_mask:
             return io.NodeOutput(encode_regions(vae, pixels, edit_mask, crop_size, crop_padding, crop_factor))
+        checks.refuse(crop_leaves_nothing(pixels.shape[1], pixels.shape[2], vae_factor(vae), size_mode))
         g = working_geometry(pixels.shape[1], pixels.shape[2], vae_factor(vae), size_mode)
         # A video VAE keeps only some frame counts: pad in time (Decode trims), so N frames come back as N.
         frames = frames_to_encode(pixels.shape[0], vae)
@@ -93,6 +94,15 @@ class SDEditEncode(io.ComfyNode):
             out["noise_mask"] = working_mask  # the host's own key: its samplers mask by it
         records = pictures.from_encode(samples, pixels, edit_mask, working_mask, g)
         return io.NodeOutput(pictures.attach(out, samples, records))
+
+
+def crop_leaves_nothing(height: int, width: int, factor: int, size_mode: str) -> str | None:
+    """size_mode crop cuts each side down to a multiple of the VAE's factor: a side shorter than it has none."""
+    if size_mode != "crop" or min(height, width) >= factor:
+        return None
+    return (f"{NODE}: input 'size_mode' is crop, which cuts each side of the image down to a multiple of the VAE's "
+            f"{factor} px, and input 'image' is {width}x{height} px, so nothing of it would be left. Fix: set "
+            "size_mode to pad or resize.")
 
 
 def encode_regions(vae, pixels: torch.Tensor, edit_mask, size: int, padding: int, factor: float) -> dict:

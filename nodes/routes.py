@@ -21,6 +21,7 @@ import torch
 from aiohttp import web
 
 from . import tiles
+from .image_size import SIZE_MODES
 from .sdedit_math import STEP_MODES, start_sigma, step_plan
 
 ROUTE = "/sdedit/step_plan"
@@ -114,7 +115,8 @@ def schedule_and_tile_for(ckpt_name: str | None, unet_name: str | None = None):
 
 def answer(strength: float, steps: int, step_mode: str, ckpt_name: str | None = None,
            tiling: dict | None = None, unet_name: str | None = None) -> dict:
-    """The plan; with `tiling` (tile_size, tile_overlap, tile_batch, width, height: px, sizes optional) also
+    """The plan; with `tiling` (tile_size, tile_overlap, tile_batch, width, height: px, sizes and Encode's
+    size_mode optional) also
     `tiles`: what tiled denoising runs (nodes/tiles.plan). `unet_name`: the diffusion model a UNETLoader
     loads, read where no `ckpt_name` is given."""
     run, of = step_plan(strength, steps, step_mode)
@@ -126,12 +128,13 @@ def answer(strength: float, steps: int, step_mode: str, ckpt_name: str | None = 
         plan["unet_name"] = unet_name
     if tiling is not None:
         plan["tiles"] = tiles.plan(tiling.get("width"), tiling.get("height"), tiling["tile_size"] or native,
-                                   tiling["tile_overlap"], tiling["tile_batch"])
+                                   tiling["tile_overlap"], tiling["tile_batch"], tiling.get("size_mode", "pad"))
     return plan
 
 
 def parse_tiling(query) -> dict | None:
-    """The optional tiling query (tiling=on, tile_size, tile_overlap, tile_batch, width, height), or None."""
+    """The optional tiling query (tiling=on, tile_size, tile_overlap, tile_batch, width, height and Encode's
+    size_mode), or None."""
     if query.get("tiling", "off") == "off":
         return None
     if query.get("tiling") != "on":
@@ -143,7 +146,10 @@ def parse_tiling(query) -> dict | None:
         raise ValueError("tile_size, tile_overlap, tile_batch, width and height must be integers (px)") from None
     if min(values.values()) < 0:
         raise ValueError("tile_size, tile_overlap, tile_batch, width and height must not be negative")
-    return values
+    size_mode = query.get("size_mode", "pad")
+    if size_mode not in SIZE_MODES:
+        raise ValueError(f"size_mode must be one of {', '.join(SIZE_MODES)}, got {size_mode!r}")
+    return {**values, "size_mode": size_mode}
 
 
 def parse(query) -> tuple[float, int, str, str | None]:

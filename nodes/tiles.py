@@ -243,16 +243,20 @@ def tiled_guider(node: str, guider, tiling: Tiling):
     return tiled
 
 
-def plan(width_px: int | None, height_px: int | None, tile_px: int, overlap_px: int, per_call: int) -> dict:
-    """What tiling runs for a picture (px; None: not known): the tile and overlap, and where the size is
-    known the tiles and the model calls per model evaluation (one per step for euler-like samplers). With
-    per_call 0 (as memory allows) the calls are the fewest, one, which the host's memory may raise."""
+def plan(width_px: int | None, height_px: int | None, tile_px: int, overlap_px: int, per_call: int,
+         size_mode: str = "pad") -> dict:
+    """What tiling runs for a picture (px; None: not known) that Encode brings to its working size by
+    `size_mode`: the tile and overlap, and where the size is known the tiles and the model calls per model
+    evaluation (one per step for euler-like samplers). With per_call 0 (as memory allows) the calls are the
+    fewest, one, which the host's memory may raise."""
+    from .image_size import working_geometry
     answer = {"tile_px": tile_px, "overlap_px": overlap_px, "tile_batch": per_call}
     if tile_px < LATENT_CELL_PX or overlap_px // LATENT_CELL_PX >= tile_px // LATENT_CELL_PX:
         answer["error"] = "tile_overlap must be smaller than tile_size"
     elif width_px and height_px:
         cells = tile_px // LATENT_CELL_PX
-        count = len(tile_grid(-(-height_px // LATENT_CELL_PX), -(-width_px // LATENT_CELL_PX), cells,  # Encode pads
+        g = working_geometry(height_px, width_px, LATENT_CELL_PX, size_mode)
+        count = len(tile_grid(g.work_height // LATENT_CELL_PX, g.work_width // LATENT_CELL_PX, cells,
                               overlap_px // LATENT_CELL_PX))
         answer.update(tiles=count, calls=calls_per_step(count, per_call) if count > 1 else 1)
     return answer
