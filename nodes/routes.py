@@ -121,8 +121,11 @@ def answer(strength: float, steps: int, step_mode: str, ckpt_name: str | None = 
     loads, read where no `ckpt_name` is given."""
     run, of = step_plan(strength, steps, step_mode)
     model_sampling, family, assumed, reason, native = schedule_and_tile_for(ckpt_name, unet_name)
+    sigma = start_sigma(model_sampling, strength)
+    if sigma <= 0.0:  # a strength so small that its noise level is 0: Denoise runs nothing (as at strength 0)
+        run = 0
     plan = {"strength": strength, "steps": steps, "step_mode": step_mode, "run": run, "of": of,
-            "sigma": start_sigma(model_sampling, strength), "schedule": family, "assumed": assumed,
+            "sigma": sigma, "schedule": family, "assumed": assumed,
             "reason": reason, "ckpt_name": ckpt_name or None}
     if unet_name and not ckpt_name:
         plan["unet_name"] = unet_name
