@@ -53,7 +53,7 @@ def main(count: int) -> None:
 
     one()
     print()
-    print(f"| cases | held | broke | refused by name | wall time | median s/case | slowest s |")
+    print("| cases | held | broke | refused by name | wall time | median s/case | slowest s |")
     print("|---|---|---|---|---|---|---|")
     refused = sum(v for (_, what), v in tally.items() if what == "refused by name")
     ordered = sorted(seconds)
