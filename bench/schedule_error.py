@@ -44,7 +44,7 @@ def relative_error(model, cond, schedule, scheduler, steps, strength, step_mode,
     """SDEdit of a seeded Gaussian sample with `sampler` over `schedule(...)`'s sigmas, against the exact answer."""
     from sdedit_img2img.nodes import pictures
     from sdedit_img2img.nodes.add_noise import SDEditAddNoise
-    from sdedit_img2img.nodes.denoise import denoise
+    from sdedit_img2img.nodes.engine import denoise
     fmt = model.get_model_object("latent_format")
     ms = model.get_model_object("model_sampling")
     y = MU + TAU * torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(1234))
