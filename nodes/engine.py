@@ -19,6 +19,10 @@ from .sdedit_math import sdedit_sigmas
 
 NODE = "SDEdit 3 · Denoise"
 
+# sha256 of the host's comfy.samplers.KSAMPLER.sample as ContinueFromNoisyLatent.sample mirrors it (ComfyUI 0.3.64,
+# comments and blank lines dropped): tests/test_engine.py fails when the host's method changes under the mirror.
+MIRRORED_KSAMPLER_SAMPLE = "42c574b0453432054e53f1374d4f18cc62526d06ca56c1460b49c202bc9f8d6f"
+
 
 class ContinueFromNoisyLatent(comfy.samplers.KSAMPLER):
     """One of the host's samplers, started from the noisy latent it is given.
@@ -28,6 +32,9 @@ class ContinueFromNoisyLatent(comfy.samplers.KSAMPLER):
     Everything else is set as KSAMPLER.sample sets it: the wrapped model gets the clean latent and the
     noise, so the host's KSamplerX0Inpaint re-noises the keep region of a `denoise_mask` after every
     step, and a `denoise_mask_function` or sampler that reads them sees what it sees under the host.
+    `sample` mirrors the host's method (it cannot call it: the host noises first, draws ddim's inpaint noise
+    from seed + 1 unwrapped, and always undoes the noise scaling, which a run that stops above 0 must not);
+    MIRRORED_KSAMPLER_SAMPLE and tests/test_engine.py hold it to the host's.
     """
 
     def __init__(self, sampler_function, extra_options, inpaint_options, start: torch.Tensor, final: bool = True):
