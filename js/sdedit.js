@@ -141,6 +141,21 @@ function tilingText(tiles) {
     return ` · ${tiles.tiles} tile${tiles.tiles === 1 ? "" : "s"} (${size}), ${calls} per step`;
 }
 
+/** The backend's answer to `path?key`, asked once per key: an answer (a 400's {error} included) is kept, a failed
+ *  request (no server, e.g. while it restarts; or a reply that is not the route's JSON) is forgotten, so the next
+ *  refresh asks again. */
+function answerOf(cache, path, key) {
+    if (!cache.has(key)) {
+        const asked = api.fetchApi(`${path}?${key}`).then((r) => {
+            if (!r.ok && r.status !== 400) throw new Error(`${path} answered ${r.status}`);
+            return r.json();
+        });
+        asked.catch(() => { if (cache.get(key) === asked) cache.delete(key); });
+        cache.set(key, asked);
+    }
+    return cache.get(key);
+}
+
 const plans = new Map();  // query -> the backend's answer (or a pending promise)
 
 async function stepPlan(strength, steps, mode, modelFile, tiling = null) {
@@ -150,11 +165,7 @@ async function stepPlan(strength, steps, mode, modelFile, tiling = null) {
         query.set("tiling", "on");
         for (const [name, value] of Object.entries(tiling)) query.set(name, value);
     }
-    const key = query.toString();
-    if (!plans.has(key)) {
-        plans.set(key, api.fetchApi(`/sdedit/step_plan?${key}`).then((r) => r.json()));
-    }
-    return plans.get(key);
+    return answerOf(plans, "/sdedit/step_plan", query.toString());
 }
 
 /** {text, title} of the line for a Denoise node, from the backend's rule. σ is quoted on the schedule of
@@ -203,9 +214,7 @@ export async function cropLine(node) {
         query.set("mask_image", widget(maskNode, "image")?.value ?? "");
         query.set("channel", widget(maskNode, "channel")?.value ?? "alpha");
     } else if (maskNode !== image) return general;
-    const key = query.toString();
-    if (!crops.has(key)) crops.set(key, api.fetchApi(`/sdedit/crop_plan?${key}`).then((r) => r.json()));
-    const plan = await crops.get(key);
+    const plan = await answerOf(crops, "/sdedit/crop_plan", query.toString());
     if (plan.error) return { text: `cannot plan the crops: ${plan.error}`, title };
     if (!plan.crops.length) return { text: "the mask is empty: nothing to crop", title };
     const [w, h] = plan.work;
@@ -227,7 +236,12 @@ function addStepLine(node, compute = stepLine, tip = "What SDEdit 3 · Denoise w
     w.computeSize = (width) => [width, 26];
     let shown = "";
     node.sdeditRefresh = async () => {
-        const { text, title } = await compute(node);
+        let text, title;
+        try {
+            ({ text, title } = await compute(node));
+        } catch (error) {  // the server did not answer: say so, and the next poll asks again
+            [text, title] = [`waiting for the server… (${error?.message ?? error})`, tip];
+        }
         if (text !== shown) line.textContent = shown = text;
         if (line.title !== title) line.title = title;
     };

@@ -15,6 +15,7 @@ import harness  # noqa: E402  (after the sys.path line)
 from harness import API_WORKFLOW, PACK, SAMPLE_IMAGE, UI_WORKFLOW  # noqa: E402, F401  (the tests import them from here)
 
 COMFYUI = harness.setup_host()  # before comfy.model_management is imported anywhere
+import nodes  # noqa: E402, F401  (the host's nodes.py, bound now: pytest may later put the repository, whose nodes/ would hide it, ahead on sys.path)
 harness.load_pack()
 
 

@@ -259,6 +259,35 @@ def test_step_line_follows_the_strength_and_equals_the_backend(canvas):
     page.screenshot(path=str(SCREENSHOTS / f"step-line-{frontend}.png"))
 
 
+def test_step_line_recovers_when_the_server_fails_to_answer_for_a_while(canvas):
+    """A step plan the server did not answer (no server while it restarts: the request fails; or a 503) is asked
+    again at the next poll, never kept: the line says it is waiting, then recovers, with no unhandled rejection."""
+    server, page, problems, _ = canvas
+    new_graph(page)
+    ids = dict(page.evaluate("() => app.extensionManager.command.execute('SDEdit.InsertImg2ImgGraph')"
+                             " .then(() => app.graph.nodes.map(n => [n.type, n.id]))"))
+    noise, sampler = ids["SDEditAddNoise"], ids["SDEditSampler"]
+    ckpt = pick_checkpoint(page, ids["CheckpointLoaderSimple"], TEST_CKPT)
+    steps = page.evaluate("id => app.graph.getNodeById(id).widgets.find(w => w.name === 'steps').value", sampler)
+    set_strength = "([id, v]) => { app.graph.getNodeById(id).widgets.find(w => w.name === 'strength').value = v; }"
+    waiting = ("id => app.graph.getNodeById(id).widgets.find(w => w.name === 'sdedit_step_line')"
+               "?.element?.textContent.startsWith('waiting for the server')")
+    before = len(problems)
+    for strength, fail in [(0.47, lambda route: route.abort()),  # the request fails: no server
+                           (0.53, lambda route: route.fulfill(status=503, body="restarting"))]:
+        page.route("**/sdedit/step_plan?*", fail)
+        page.evaluate(set_strength, [noise, strength])  # a query not asked before
+        page.wait_for_function(waiting, arg=sampler, polling=100)
+        page.wait_for_timeout(1500)  # several polls, each asking again and failing
+        page.unroute("**/sdedit/step_plan?*")
+        wait_for_line(page, sampler, backend_line(server, strength, steps, "proportional", ckpt))
+    ours = problems[before:]
+    assert not [p for p in ours if p[0] == "pageerror"], ours
+    # What remains is the browser's own note on each failed request; keep it out of the last test's tally.
+    assert all(p[0] == "console" and "/sdedit/step_plan" in p[2] for p in ours), ours
+    del problems[before:]
+
+
 def test_step_line_tells_the_tiles_and_model_calls_with_tiling_on(canvas):
     server, page, _, _ = canvas
     new_graph(page)

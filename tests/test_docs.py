@@ -34,11 +34,21 @@ def test_every_node_has_a_help_page_naming_its_inputs_and_outputs(node):
 
 
 def test_the_canvas_colours_are_the_readme_figures():
-    """Each step's node colour (js/sdedit.js) is the fill of that step's box in the example thumbnail."""
+    """Each registered node whose display name carries a step ("SDEdit 3 · Denoise (Custom)": step 3) has a colour
+    in js/sdedit.js, and no other node has one; its fill is that step's box in the example thumbnail."""
     from tools import make_example_assets
     script = (REPO / "js" / "sdedit.js").read_text()
-    for step, node_id in enumerate(["SDEditEncode", "SDEditAddNoise", "SDEditSampler", "SDEditDecode"], 1):
-        found = re.search(node_id + r': \{ color: "#[0-9a-f]{6}", bgcolor: "#([0-9a-f]{6})" \}', script)
-        assert found, node_id
-        rgb = tuple(int(found[1][i:i + 2], 16) for i in (0, 2, 4))
-        assert rgb == make_example_assets.STEP_COLOURS[step][0], node_id
+    table = script[script.index("export const STEP_COLOURS = {"):]
+    table = table[:table.index("};")]
+    colours = dict(re.findall(r'(\w+): \{ color: "#[0-9a-f]{6}", bgcolor: "#([0-9a-f]{6})" \}', table))
+    steps = {}
+    for node in _nodes():
+        schema = node.define_schema()
+        found = re.match(r"SDEdit (\d) · ", schema.display_name)
+        if found:
+            steps[schema.node_id] = int(found[1])
+    assert len(set(steps.values())) == 4 and "SDEditSamplerCustom" in steps, steps
+    assert set(colours) == set(steps), (colours, steps)
+    for node_id, step in steps.items():
+        rgb = tuple(int(colours[node_id][i:i + 2], 16) for i in (0, 2, 4))
+        assert rgb == make_example_assets.STEP_COLOURS[step][0], (node_id, step)

@@ -35,22 +35,46 @@ def test_sigma_spaced_schedulers_got_much_better_at_low_strength(table):
             assert now < 0.8 * today, (kind, mode, scheduler, s, today, now)
 
 
+def a_walk_down_from(now, sigma0, length):
+    """`now` is a schedule of `length` levels from sigma0 strictly down to 0."""
+    return (len(now) == length and float(now[0]) == pytest.approx(sigma0, rel=1e-6) and float(now[-1]) == 0.0
+            and bool((now[1:] < now[:-1]).all()))
+
+
 @pytest.mark.parametrize("ms", [eps_sampling(), flow_sampling()], ids=["eps", "flow"])
 @pytest.mark.parametrize("step_mode", sm.STEP_MODES)
-def test_schedulers_that_met_the_target_keep_todays_sigmas_bit_for_bit(ms, step_mode):
+def test_time_spaced_schedulers_keep_the_hosts_tail_except_where_it_is_defective(ms, step_mode):
+    """The host's tail, bit for bit, wherever it has no defect. Where it has one, the schedule run is another
+    walk of as many steps from sigma0 down to 0 that no longer has it: beta ("all" mode; a first step more
+    than BROKEN_TAIL times the next) runs levels of the model's own table whose first step is at most
+    BROKEN_TAIL times the next; simple and sgm_uniform ("all" mode on SD1.5-type tables; a last jump to 0
+    from far above the table's lowest level) end on the table's lowest level."""
+    table = ms.sigmas.float()
+    changed = {}
     for scheduler in TIME_SPACED_KEPT + ("beta", "simple", "sgm_uniform"):
         for steps in (1, 7, 20, 50):
             for s in [i / 20 for i in range(1, 21)]:
                 sigma0 = sm.start_sigma(ms, s)
                 now = sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, step_mode)
-                today = sm.tail_schedule(ms, scheduler, steps, s, sigma0, step_mode)
-                if scheduler == "beta" and step_mode == "all":  # changed only where its tail is broken
-                    broken = len(today) > 2 and float(today[0] - today[1]) > schedules.BROKEN_TAIL * float(today[1] - today[2])
-                    assert torch.equal(now, today) or broken
-                elif scheduler in schedules.FLOORED_IN_ALL and step_mode == "all":  # changed only where it jumps to 0
-                    assert torch.equal(now, today) or (schedules.floor_measured_on(ms) and schedules.jumps_to_zero(today) and s < 1)
+                host = sm.tail_schedule(ms, scheduler, steps, s, sigma0, step_mode)
+                cell = (scheduler, steps, s)
+                if torch.equal(now, host):
+                    continue
+                changed[scheduler] = changed.get(scheduler, 0) + 1
+                assert step_mode == "all" and scheduler in ("beta",) + schedules.FLOORED_IN_ALL, cell
+                assert a_walk_down_from(now, sigma0, len(host)), (cell, now)
+                if scheduler == "beta":
+                    assert float(host[0] - host[1]) > schedules.BROKEN_TAIL * float(host[1] - host[2]), cell
+                    assert float(now[0] - now[1]) <= schedules.BROKEN_TAIL * float(now[1] - now[2]), (cell, now)
+                    nearest = (now[1:-1, None] - table[None, :]).abs().min(dim=1).values
+                    assert bool((nearest <= 1e-6 * now[1:-1]).all()), (cell, now)
                 else:
-                    assert torch.equal(now, today), (scheduler, steps, s)
+                    assert schedules.floor_measured_on(ms) and s < 1 and schedules.jumps_to_zero(host), cell
+                    assert float(now[-2]) == pytest.approx(float(table[0]), rel=1e-6), (cell, now)
+    # The defective cells are there to check: both fixes change some cells of SD1.5's table in "all" mode.
+    expected = {"beta", "simple", "sgm_uniform"} if step_mode == "all" and schedules.floor_measured_on(ms) else \
+        {"beta"} if step_mode == "all" else set()
+    assert set(changed) == expected, changed
 
 
 @pytest.mark.parametrize("scheduler", schedules.FLOORED_IN_ALL)
