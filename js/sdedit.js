@@ -241,7 +241,9 @@ function addStepLine(node, compute = stepLine, tip = "What SDEdit 3 · Denoise w
     line.textContent = "…";
     // The widget's height: the text's, and the margins the frontend keeps above and below a DOM widget's element
     // (10 px each by default; it adds 4 px to a fixed-size widget itself).
-    const height = (width) => wrappedLineSize(line.textContent, width ?? node.size[0])[1] + 2 * (w?.margin ?? 10) - 4;
+    // It wraps at the node's own width (the host asks with its narrowest width when it sizes a node).
+    const height = (width) => wrappedLineSize(line.textContent, Math.max(width ?? 0, node.size[0]))[1]
+        + 2 * (w?.margin ?? 10) - 4;
     // The frontend lays a DOM widget out by getMinHeight/getMaxHeight (newer) or computeSize (older): both follow
     // the wrapped text.
     let w = null;

@@ -10,7 +10,8 @@
     python tools/make_example_assets.py --thumbnails   every example's thumbnail only (tests/test_thumbnails.py
                                                  checks they are today's and that their numbers are the workflows')
 
-Each example is written as its UI workflow (example_workflows/), its API twin (example_workflows/api/) and
+After rewriting a UI workflow, run `python tools/fit_templates.py` (the node sizes the frontends measured, groups
+around their nodes, notes clear of them). Each example is written as its UI workflow (example_workflows/), its API twin (example_workflows/api/) and
 its thumbnail (.jpg); the pictures they load go to example_workflows/input/. What both share (paths, the
 checkpoint, prompts, colours, drawing helpers) lives in tools/example_assets/common.py.
 """
