@@ -87,18 +87,20 @@ def prepare_workspace(base: pathlib.Path, checkpoint: pathlib.Path | None, image
     return base
 
 
-def find_checkpoint(ckpt: str | None, comfyui: pathlib.Path, prefix: str = "") -> pathlib.Path:
+def find_checkpoint(ckpt: str | None, comfyui: pathlib.Path, prefix: str = "", quiet: bool = False) -> pathlib.Path:
     """The checkpoint a command-line run uses: `ckpt` as a path or a name in ComfyUI/models/checkpoints, or,
-    with no --ckpt, the small random-weight test checkpoint (built once with ComfyUI's own modules, on the CPU)."""
+    with no --ckpt, the small random-weight test checkpoint (built once with ComfyUI's own modules, on the CPU, into
+    ~/.cache/comfyui-sdedit or $SDEDIT_CACHE); `quiet`: the caller has said so already."""
     checkpoints = comfyui / "models" / "checkpoints"
     if ckpt is None:
         from harness import checkpoint
         if not (pathlib.Path(checkpoint.default_cache_dir()) / checkpoint.FILE_NAME).is_file():
             setup_host(comfyui)  # the builder uses ComfyUI's own modules, on the CPU
         path = checkpoint.ensure_checkpoint()
-        print(f"{prefix}No --ckpt given: using the small random-weight test checkpoint, so the output will be "
-              f"noise.\n{prefix}For real results pass an SD1.5 checkpoint: --ckpt /path/to/model.safetensors, "
-              f"or the name of a file in {checkpoints}.", file=sys.stderr)
+        if not quiet:
+            print(f"{prefix}No --ckpt given: using the small random-weight test checkpoint, so the output will be "
+                  f"noise.\n{prefix}For real results pass an SD1.5 checkpoint: --ckpt /path/to/model.safetensors, "
+                  f"or the name of a file in {checkpoints}.", file=sys.stderr)
         return path
     for candidate in (pathlib.Path(ckpt).expanduser(), checkpoints / ckpt):
         if candidate.is_file():

@@ -224,16 +224,47 @@ export async function cropLine(node) {
              title: `${title}; picture ${plan.picture[0]}×${plan.picture[1]} px, VAE factor 8 assumed` };
 }
 
+// The live line wraps at the node's width, and the node grows to hold it: never cut off.
+const LINE_FONT = "12px sans-serif";
+const LINE_HEIGHT = 16;      // px per wrapped line
+const LINE_PADDING_X = 6;    // px each side inside the line
+const LINE_MARGIN_X = 15;    // px the host's DOM widgets leave each side of the node
+let lineMeasure = null;
+
+/** The wrapped line's [lines, height in px] at a node width: words measured in the line's own font. */
+export function wrappedLineSize(text, nodeWidth) {
+    lineMeasure ??= document.createElement("canvas").getContext("2d");
+    lineMeasure.font = LINE_FONT;
+    const room = Math.max(40, nodeWidth - 2 * LINE_MARGIN_X - 2 * LINE_PADDING_X);
+    let lines = 1, used = 0;
+    for (const word of String(text).split(/\s+/).filter(Boolean)) {
+        const w = lineMeasure.measureText((used ? " " : "") + word).width;
+        if (used && used + w > room) { lines += 1; used = lineMeasure.measureText(word).width; }
+        else used += w;
+    }
+    return [lines, lines * LINE_HEIGHT + 4];  // the text's height with the line's padding
+}
+
 function addStepLine(node, compute = stepLine, tip = "What SDEdit 3 · Denoise will run") {
     const line = document.createElement("div");
     line.className = "sdedit-step-line";
     line.title = tip;
-    Object.assign(line.style, { font: "12px sans-serif", padding: "2px 6px", color: "#e8f5e9",
-                                whiteSpace: "nowrap", overflow: "hidden", textOverflow: "ellipsis" });
+    Object.assign(line.style, { font: LINE_FONT, lineHeight: `${LINE_HEIGHT}px`, padding: `2px ${LINE_PADDING_X}px`,
+                                color: "#e8f5e9", whiteSpace: "normal", overflowWrap: "anywhere",
+                                overflow: "hidden" });
     line.textContent = "…";
-    const w = node.addDOMWidget(LINE_WIDGET, "sdedit_step_line", line, { serialize: false, getValue: () => "" });
+    // The widget's height: the text's, and the margins the frontend keeps above and below a DOM widget's element
+    // (10 px each by default; it adds 4 px to a fixed-size widget itself).
+    // It wraps at the node's own width (the host asks with its narrowest width when it sizes a node).
+    const height = (width) => wrappedLineSize(line.textContent, Math.max(width ?? 0, node.size[0]))[1]
+        + 2 * (w?.margin ?? 10) - 4;
+    // The frontend lays a DOM widget out by getMinHeight/getMaxHeight (newer) or computeSize (older): both follow
+    // the wrapped text.
+    let w = null;
+    w = node.addDOMWidget(LINE_WIDGET, "sdedit_step_line", line, {
+        serialize: false, getValue: () => "", getMinHeight: () => height(), getMaxHeight: () => height() });
     w.serialize = false;  // a canvas hint: never in the saved workflow or the prompt
-    w.computeSize = (width) => [width, 26];
+    w.computeSize = (width) => [width, height(width)];
     let shown = "";
     node.sdeditRefresh = async () => {
         let text, title;
@@ -242,9 +273,21 @@ function addStepLine(node, compute = stepLine, tip = "What SDEdit 3 · Denoise w
         } catch (error) {  // the server did not answer: say so, and the next poll asks again
             [text, title] = [`waiting for the server… (${error?.message ?? error})`, tip];
         }
-        if (text !== shown) line.textContent = shown = text;
+        if (text !== shown) {
+            line.textContent = shown = text;
+            growToFit(node);
+        }
         if (line.title !== title) line.title = title;
     };
+}
+
+/** Makes a node tall enough for its widgets (the wrapped line included); never shrinks what the user sized. */
+function growToFit(node) {
+    const height = node.computeSize()[1];
+    if (node.size[1] < height) {
+        node.setSize([node.size[0], height]);
+        app.graph?.setDirtyCanvas(true, true);
+    }
 }
 
 function refreshAll() {
@@ -312,8 +355,7 @@ app.registerExtension({
     loadedGraphNode(node) {
         // A saved workflow keeps the node's old size: make room for the line.
         if (!DENOISE_TYPES.includes(typeOf(node)) && typeOf(node) !== "SDEditEncode") return;
-        const height = node.computeSize()[1] + 8;
-        if (node.size[1] < height) node.setSize([node.size[0], height]);
+        growToFit(node);
     },
     setup() {
         // Widget callbacks and link events differ between frontend versions; a light poll that only

@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Sets up a development environment for this pack:
+# Sets up a development environment for this pack (scripts/test.sh, CI):
 #   1. finds ComfyUI: $COMFYUI_PATH, else ~/comfy/ComfyUI, else clones the pinned release there;
 #   2. makes a virtual environment ($SDEDIT_VENV, default .venv) with ComfyUI's requirements and the
-#      pinned torch/torchvision pair of scripts/constraints.txt, plus requirements-dev.txt;
+#      pinned torch/torchvision pair of scripts/constraints.txt, plus requirements-dev.txt (the tests' tools);
 #   3. links this repo into ComfyUI's custom_nodes as sdedit-img2img.
+# With --run (scripts/img2img.sh, only where there is no ComfyUI at all): steps 1 and 2 without the tests' tools
+# (no Ray, Playwright, diffusers, comfy-cli, Manager, matplotlib), and no step 3 (the run's workspace holds the link).
 # Re-running it is quick: the install is skipped while its inputs are unchanged.
 # Prints the two paths on its last lines: COMFYUI_PATH=... and VENV=...
 set -euo pipefail
+mode=tests
+case ${1:-} in
+  --run) mode=run ;;
+  "") ;;
+  *) printf '[setup] usage: setup.sh [--run]\n' >&2; exit 2 ;;
+esac
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 comfy_release=v0.3.64
@@ -28,9 +36,11 @@ elif [ -f "$HOME/comfy/ComfyUI/main.py" ]; then
 else
   comfy=$HOME/comfy/ComfyUI
   say "ComfyUI not found; cloning $comfy_release into $comfy"
+  [ -d "$(dirname "$comfy")" ] && made_parent= || made_parent=$(dirname "$comfy")
   mkdir -p "$(dirname "$comfy")"
   if ! git clone --quiet --depth 1 --branch "$comfy_release" "$comfy_url" "$comfy"; then
     rm -rf "$comfy"
+    [ -z "$made_parent" ] || rmdir "$made_parent" 2>/dev/null || true  # no empty ~/comfy left behind
     die "could not clone ComfyUI (no network?). Get ComfyUI $comfy_release or newer by other means
         (git clone, comfy-cli, a copy) and run again with COMFYUI_PATH=/path/to/ComfyUI."
   fi
@@ -52,25 +62,38 @@ say "ComfyUI $version at $comfy"
 reqs=$(mktemp)
 trap 'rm -f "$reqs"' EXIT
 grep -v -E '^\s*(torch|torchvision|torchaudio)\s*$' "$comfy/requirements.txt" > "$reqs"
-stamp_now=$(cat "$reqs" "$repo/scripts/constraints.txt" "$repo/requirements.txt" "$repo/requirements-dev.txt" \
-            | sha256sum | cut -c1-16)
+dev=("-r" "$repo/requirements-dev.txt")
+[ "$mode" = tests ] || dev=()
+# A tests environment also serves a run; a run's does not serve the tests (it lacks their tools).
+stamp_tests=$(cat "$reqs" "$repo/scripts/constraints.txt" "$repo/requirements.txt" "$repo/requirements-dev.txt" \
+              | sha256sum | cut -c1-16)
+stamp_run=run-$(cat "$reqs" "$repo/scripts/constraints.txt" "$repo/requirements.txt" | sha256sum | cut -c1-16)
 stamp_file=$venv/.sdedit-setup
-if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp_file" 2>/dev/null)" = "$stamp_now" ]; then
+stamp_have=$(cat "$stamp_file" 2>/dev/null || true)
+if [ -x "$venv/bin/python" ] && { [ "$stamp_have" = "$stamp_tests" ] ||
+                                  { [ "$mode" = run ] && [ "$stamp_have" = "$stamp_run" ]; }; }; then
   say "virtual environment up to date: $venv"
 else
   [ -x "$venv/bin/python" ] || { say "creating $venv"; "$python" -m venv "$venv"; }
-  say "installing ComfyUI's requirements and torch (a few GB the first time)"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+  if [ "$mode" = run ]; then
+    say "installing ComfyUI's requirements and torch into $venv: about 3 GB to download and 6 GB on
+        disk on Linux (4 GB of it torch's CUDA libraries), several minutes; pip's progress follows"
+  else
+    say "installing ComfyUI's requirements, torch and the tests' tools into $venv (about 7 GB the first time)"
+  fi
+  "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar on \
     -c "$repo/scripts/constraints.txt" torch torchvision \
-    -r "$reqs" -r "$repo/requirements.txt" -r "$repo/requirements-dev.txt" ||
+    -r "$reqs" -r "$repo/requirements.txt" ${dev[@]+"${dev[@]}"} >&2 ||
     die "pip install failed (see above). With no access to the package index, install the same packages
         into $venv by other means, or point SDEDIT_VENV at an environment that has them."
-  echo "$stamp_now" > "$stamp_file"
+  if [ "$mode" = run ]; then echo "$stamp_run"; else echo "$stamp_tests"; fi > "$stamp_file"
 fi
 
 # --- 3. the pack in custom_nodes ------------------------------------------------------------------
 link=$comfy/custom_nodes/$pack_name
-if [ -L "$link" ]; then
+if [ "$mode" = run ]; then
+  :  # the run's workspace (--base-directory) holds its own link
+elif [ -L "$link" ]; then
   [ "$(readlink -f "$link")" = "$repo" ] || { say "re-pointing $link to $repo"; ln -sfn "$repo" "$link"; }
 elif [ -e "$link" ]; then
   say "warning: $link exists and is not a link; left as it is (this checkout is not installed there)"

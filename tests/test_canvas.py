@@ -475,3 +475,99 @@ def test_no_errors_from_the_pack_scripts(canvas):
     *_, problems, frontend = canvas
     ours = [p for p in problems if "sdedit" in (p[1] + p[2]).lower()]
     assert not ours, f"errors from the pack's scripts on the {frontend} frontend: {ours}"
+
+
+def open_template(page, example):
+    """Opens an example from the template browser, as a user does; waits until it is the active workflow."""
+    page.evaluate("() => app.extensionManager.command.execute('Comfy.BrowseTemplates')")
+    dialog = page.get_by_role("dialog")
+    card = dialog.get_by_test_id(f"template-workflow-{example}")
+    if not card.is_visible():  # the templates of custom nodes sit under the pack's own entry in the dialog's nav
+        dialog.get_by_text(re.compile(r"^\s*sdedit[-_]img2img\s*$", re.I)).first.click()
+    card.click()
+    page.wait_for_function(f"() => app.extensionManager.workflow.activeWorkflow?.filename === '{example}'", polling=100)
+    card.wait_for(state="detached")
+
+
+# Boxes in graph units: [x0, y0, x1, y1], a node's with its title bar.
+LAYOUT = """() => {
+    const title = LiteGraph.NODE_TITLE_HEIGHT;
+    const box = n => [n.pos[0], n.pos[1] - title, n.pos[0] + n.size[0], n.pos[1] + n.size[1]];
+    const inside = (a, b) => a[0] >= b[0] - 1 && a[1] >= b[1] - 1 && a[2] <= b[2] + 1 && a[3] <= b[3] + 1;
+    const overlap = (a, b) => a[0] < b[2] - 1 && b[0] < a[2] - 1 && a[1] < b[3] - 1 && b[1] < a[3] - 1;
+    const groups = [], notes = [], short = [];
+    for (const g of app.graph._groups ?? app.graph.groups ?? []) {
+        const gb = [g.pos[0], g.pos[1], g.pos[0] + g.size[0], g.pos[1] + g.size[1]];
+        for (const n of app.graph.nodes) {
+            const nb = box(n);
+            if (overlap(nb, gb) && !inside(nb, gb)) groups.push(`${n.type} #${n.id} sticks out of group "${g.title}"`);
+        }
+    }
+    for (const note of app.graph.nodes.filter(n => /Note/.test(n.type))) {
+        for (const n of app.graph.nodes) {
+            if (n !== note && overlap(box(n), box(note))) notes.push(`the note #${note.id} overlaps ${n.type} #${n.id}`);
+        }
+    }
+    for (const n of app.graph.nodes) {
+        const need = n.computeSize();
+        if (n.size[1] + 1 < need[1]) short.push(`${n.type} #${n.id} is ${n.size[1]} high, its widgets need ${need[1]}`);
+    }
+    return {groups, notes, short};
+}"""
+
+# The drawn line of one node, measured where it is drawn (the view centred on the node).
+LINE_DRAWN = """id => {
+    const n = app.graph.getNodeById(id);
+    const w = n.widgets.find(w => w.name === 'sdedit_step_line'), el = w.element;
+    const r = el.getBoundingClientRect();
+    return {text: el.textContent, visible: el.getClientRects().length > 0 && r.width > 0,
+            widgetHeight: w.computedHeight, wants: w.computeSize?.()[1], styleHeight: el.style.height,
+            nodeSize: [...n.size],
+            scrollWidth: el.scrollWidth, clientWidth: el.clientWidth,
+            scrollHeight: el.scrollHeight, clientHeight: el.clientHeight};
+}"""
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_every_template_looks_right_when_opened(canvas, example):
+    """The live lines under Encode and Denoise are whole (the text's measured width and height fit inside the
+    line, which wraps, inside the node, which grows), every node holds its widgets, groups enclose their nodes
+    and notes overlap nothing; a screenshot of each template goes to out/screenshots/."""
+    server, page, _, frontend = canvas
+    open_template(page, example)
+    ids = page.evaluate("() => app.graph.nodes.filter(n => n.widgets?.some(w => w.name === 'sdedit_step_line'))"
+                        ".map(n => n.id)")
+    cut = []
+    for node_id in ids:
+        page.wait_for_function("id => { const t = app.graph.getNodeById(id).widgets"
+                               ".find(w => w.name === 'sdedit_step_line').element.textContent;"
+                               " return t && t !== '…'; }", arg=node_id, polling=100)
+        page.evaluate("id => { app.canvas.ds.scale = 1; app.canvas.centerOnNode(app.graph.getNodeById(id));"
+                      " app.graph.setDirtyCanvas(true, true); }", node_id)
+        page.wait_for_timeout(400)  # a few frames: the DOM widgets follow the canvas on draw
+        line = page.evaluate(LINE_DRAWN, node_id)
+        assert line["visible"], (example, node_id, line)
+        if line["scrollWidth"] > line["clientWidth"] + 1 or line["scrollHeight"] > line["clientHeight"] + 1:
+            cut.append(f"#{node_id}: {line}")
+        elif example == "sdedit_img2img":  # the node as drawn, for docs/canvas.md (docs/images/canvas_step_line.png)
+            clip = page.evaluate("""id => { const n = app.graph.getNodeById(id), ds = app.canvas.ds;
+                const r = app.canvas.canvas.getBoundingClientRect(), t = LiteGraph.NODE_TITLE_HEIGHT;
+                const [x, y] = ds.convertOffsetToCanvas([n.pos[0] - 12, n.pos[1] - t - 12]);
+                return {x: r.left + x, y: r.top + y, width: (n.size[0] + 24) * ds.scale,
+                        height: (n.size[1] + t + 24) * ds.scale}; }""", node_id)
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            node_type = page.evaluate("id => app.graph.getNodeById(id).type", node_id)
+            page.screenshot(path=str(SCREENSHOTS / f"line-{node_type}-{frontend}.png"), clip=clip)
+    layout = page.evaluate(LAYOUT)
+    # What each node needs on this frontend, for tools/fit_templates.py (which fits the saved sizes to it).
+    measured = SCREENSHOTS / f"layout-{frontend}.json"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    known = json.loads(measured.read_text()) if measured.is_file() else {}
+    known[example] = page.evaluate("() => Object.fromEntries(app.graph.nodes.map(n => [n.id, [...n.computeSize()]]))")
+    measured.write_text(json.dumps(known, indent=1))
+    page.evaluate("() => app.extensionManager.command.execute('Comfy.Canvas.FitView')")
+    page.wait_for_timeout(400)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"template-{example}-{frontend}.png"))
+    problems = cut + layout["short"] + layout["groups"] + layout["notes"]
+    assert not problems, f"{example} on the {frontend} frontend: " + "; ".join(problems)

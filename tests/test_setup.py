@@ -11,10 +11,10 @@ from conftest import COMFYUI, REPO
 SETUP = REPO / "scripts" / "setup.sh"
 
 
-def run_setup(env_overrides, home):
+def run_setup(env_overrides, home, *args):
     env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
     env.update(HOME=str(home), SDEDIT_VENV=sys.prefix, **env_overrides)
-    return subprocess.run(["bash", str(SETUP)], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(["bash", str(SETUP), *args], env=env, capture_output=True, text=True, timeout=600)
 
 
 def fake_comfyui(root: pathlib.Path, version="0.3.64") -> pathlib.Path:
@@ -36,7 +36,7 @@ def test_without_comfyui_or_network_it_says_what_to_do_and_leaves_nothing_half_m
     result = run_setup({"COMFYUI_GIT_URL": f"file://{tmp_path}/no-such-repo"}, tmp_path)
     assert result.returncode == 1
     assert "could not clone ComfyUI" in result.stderr and "COMFYUI_PATH=" in result.stderr
-    assert not (tmp_path / "comfy" / "ComfyUI").exists()
+    assert not (tmp_path / "comfy").exists(), "no empty ~/comfy is left behind"
 
 
 def test_a_comfyui_older_than_the_tested_range_is_refused(tmp_path):
@@ -68,3 +68,14 @@ def test_a_folder_the_user_made_in_custom_nodes_is_left_alone(tmp_path):
     assert result.returncode == 0, result.stderr
     assert not mine.is_symlink() and (mine / "my_notes.txt").read_text() == "keep me"
     assert "left as it is" in result.stderr
+
+
+def test_for_a_run_it_leaves_custom_nodes_alone_and_a_tests_environment_serves(tmp_path):
+    """setup.sh --run (img2img.sh where there is no ComfyUI at all): the run's workspace holds the pack's link, so
+    nothing goes into ComfyUI's custom_nodes; an environment made for the tests has all a run needs."""
+    comfy = fake_comfyui(tmp_path / "ComfyUI")
+    result = run_setup({"COMFYUI_PATH": str(comfy)}, tmp_path, "--run")
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stderr
+    assert not (comfy / "custom_nodes").exists()
+    assert f"VENV={sys.prefix}" in result.stdout

@@ -288,3 +288,9 @@ def basic_examples() -> list[Path]:
     save_flat_png(draw_sample(), SAMPLE)
     save_thumbnail(draw_thumbnail(Image.open(SAMPLE)), THUMB)
     return [SAMPLE, THUMB, *write_sweep_example(Image.open(SAMPLE))]
+
+
+def basic_thumbnails() -> dict:
+    """The img2img and strength-sweep thumbnails, drawn when called: {name: () -> Image}."""
+    return {"sdedit_img2img": lambda: draw_thumbnail(Image.open(SAMPLE)),
+            "sdedit_strength_sweep": lambda: draw_sweep_thumbnail(Image.open(SAMPLE))}

@@ -364,14 +364,14 @@ def upscale_graph() -> Graph:
 
 def edit_thumbnail(title: str, sub: str, left: Image.Image, left_caption: str, rounds: int,
                    mask: Image.Image | None = None,
-                   mask_caption: str = "Load Image (as Mask): white = edit") -> Image.Image:
+                   mask_caption: str = "Load Image (as Mask): white = edit", strength: float = 0.5) -> Image.Image:
     img, d = blank_thumbnail(title, sub)
     picture(img, d, left, (16, 76, 240, 244), left_caption)
     if mask is not None:
         picture(img, d, mask, (272, 76, 496, 244), mask_caption)
     else:
-        picture(img, d, noisy(left.convert("RGB").resize((112, 84)), 0.5, seed=1), (272, 76, 496, 244),
-                "Add Noise, strength 0.5")
+        picture(img, d, noisy(left.convert("RGB").resize((112, 84)), strength, seed=1), (272, 76, 496, 244),
+                f"Add Noise, strength {strength:g}")
     y = 290
     w = THUMB_SIZE[0]
     boxes = ["1 \u00b7 Encode"] + ["2 \u00b7 Add Noise", "3 \u00b7 Denoise"] * rounds + ["4 \u00b7 Decode"]
@@ -385,6 +385,33 @@ def edit_thumbnail(title: str, sub: str, left: Image.Image, left_caption: str, r
     return img
 
 
+def edit_thumbnails() -> dict:
+    """Each editing example's thumbnail, drawn when called: {name: () -> Image}. Its numbers are the workflow's
+    (tests/test_packaging.py reads the drawn text back against each workflow)."""
+    strokes, mask = draw_strokes()
+    region, region_mask = draw_region()
+    strength_map = draw_strength_map()
+    return {
+        "sdedit_strokes": lambda: edit_thumbnail("SDEdit  strokes to picture", "flat colour strokes, a mask, strength 0.5",
+                                                 strokes, "Load Image: stroke painting", 1, mask),
+        "sdedit_repeats": lambda: edit_thumbnail("SDEdit  repeats  K = 3",
+                                                 "Add Noise, then Denoise, three times: a new seed each round",
+                                                 Image.open(SAMPLE), "Load Image", REPEATS, strength=0.5),
+        "sdedit_region": lambda: edit_thumbnail("SDEdit  region at the model's size",
+                                                "2048 x 1536 picture, 128 x 128 mask, crop_to_mask",
+                                                region, "Load Image: 2048 x 1536", 1, region_mask),
+        "sdedit_strength_map": lambda: edit_thumbnail("SDEdit  a strength per pixel",
+                                                      "strength 0.8 on a grey map: apple 0.4, table kept",
+                                                      Image.open(SAMPLE), "Load Image", 1, strength_map,
+                                                      "the map: white 1, grey 0.5, black = keep"),
+        "sdedit_upscale": lambda: edit_thumbnail("SDEdit  upscale",
+                                                 f"Upscale Image By {UPSCALE_BY:g}x, then SDEdit at {UPSCALE_STRENGTH:g} "
+                                                 "on blended 512-px tiles",
+                                                 Image.open(SAMPLE), f"Load Image, then {UPSCALE_BY:g}x", 1,
+                                                 strength=UPSCALE_STRENGTH),
+    }
+
+
 def edit_examples() -> list[Path]:
     """Writes the stroke painting, its mask and the strokes and repeats examples; returns the paths written."""
     strokes, mask = draw_strokes()
@@ -396,24 +423,15 @@ def edit_examples() -> list[Path]:
     strength_map = draw_strength_map()
     strength_map.save(MAP_MASK, format="PNG", optimize=True)
     written = [STROKES, STROKES_MASK, REGION, REGION_MASK, MAP_MASK]
-    for name, graph, title, thumb in [
-        ("sdedit_strokes", strokes_graph(), "SDEdit strokes \u2192 picture",
-         edit_thumbnail("SDEdit  strokes to picture", "flat colour strokes, a mask, strength 0.5",
-                        strokes, "Load Image: stroke painting", 1, mask)),
-        ("sdedit_repeats", repeats_graph(), "SDEdit repeats (K = 3)",
-         edit_thumbnail("SDEdit  repeats  K = 3", "Add Noise, then Denoise, three times: a new seed each round",
-                        Image.open(SAMPLE), "Load Image", REPEATS)),
-        ("sdedit_region", region_graph(), "SDEdit a small region of a big picture",
-         edit_thumbnail("SDEdit  region at the model's size", "2048 x 1536 picture, 128 x 128 mask, crop_to_mask",
-                        region, "Load Image: 2048 x 1536", 1, region_mask)),
-        ("sdedit_strength_map", strength_map_graph(), "SDEdit strength per pixel (grey map)",
-         edit_thumbnail("SDEdit  a strength per pixel", "a grey map: background 0.8, apple 0.4, table kept",
-                        Image.open(SAMPLE), "Load Image", 1, strength_map,
-                        "the map: white 1, grey 0.5, black = keep")),
-        ("sdedit_upscale", upscale_graph(), "SDEdit upscale (tiled)",
-         edit_thumbnail("SDEdit  upscale", "Upscale Image By 2x, then SDEdit at 0.35 on blended 512-px tiles",
-                        Image.open(SAMPLE), "Load Image, then 2x", 1)),
+    thumbnails = edit_thumbnails()
+    for name, graph, title in [
+        ("sdedit_strokes", strokes_graph(), "SDEdit strokes \u2192 picture"),
+        ("sdedit_repeats", repeats_graph(), "SDEdit repeats (K = 3)"),
+        ("sdedit_region", region_graph(), "SDEdit a small region of a big picture"),
+        ("sdedit_strength_map", strength_map_graph(), "SDEdit strength per pixel (grey map)"),
+        ("sdedit_upscale", upscale_graph(), "SDEdit upscale (tiled)"),
     ]:
+        thumb = thumbnails[name]()
         ui, api, jpg = EXAMPLES / f"{name}.json", API / f"{name}.json", EXAMPLES / f"{name}.jpg"
         write_json(ui, graph.ui(WORKFLOW_IDS[name], title))
         write_json(api, graph.api())

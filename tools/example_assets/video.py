@@ -187,3 +187,8 @@ def video_examples() -> list[Path]:
     write_json(api, graph.api())
     save_thumbnail(video_thumbnail(frames), jpg)
     return [VIDEO, ui, api, jpg]
+
+
+def video_thumbnails() -> dict:
+    """The video example's thumbnail, drawn when called: {name: () -> Image}."""
+    return {"sdedit_video": lambda: video_thumbnail(draw_frames())}
