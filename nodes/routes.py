@@ -116,9 +116,8 @@ def schedule_and_tile_for(ckpt_name: str | None, unet_name: str | None = None):
 def answer(strength: float, steps: int, step_mode: str, ckpt_name: str | None = None,
            tiling: dict | None = None, unet_name: str | None = None) -> dict:
     """The plan; with `tiling` (tile_size, tile_overlap, tile_batch, width, height: px, sizes and Encode's
-    size_mode optional) also
-    `tiles`: what tiled denoising runs (nodes/tiles.plan). `unet_name`: the diffusion model a UNETLoader
-    loads, read where no `ckpt_name` is given."""
+    size_mode optional) also `tiles`: what tiled denoising runs (nodes/tiles.plan). `unet_name`: the diffusion
+    model a UNETLoader loads, read where no `ckpt_name` is given."""
     run, of = step_plan(strength, steps, step_mode)
     model_sampling, family, assumed, reason, native = schedule_and_tile_for(ckpt_name, unet_name)
     sigma = start_sigma(model_sampling, strength)

@@ -17,6 +17,8 @@ import comfy.patcher_extension
 import comfy.supported_models
 import torch
 
+from .image_size import working_geometry
+
 LATENT_CELL_PX = 8  # pixels per latent cell of the image models this pack edits (SD1.x, SD2.x, SDXL, SD3, Flux)
 TILING_MODES = ("off", "on")
 
@@ -249,7 +251,6 @@ def plan(width_px: int | None, height_px: int | None, tile_px: int, overlap_px: 
     `size_mode`: the tile and overlap, and where the size is known the tiles and the model calls per model
     evaluation (one per step for euler-like samplers). With per_call 0 (as memory allows) the calls are the
     fewest, one, which the host's memory may raise."""
-    from .image_size import working_geometry
     answer = {"tile_px": tile_px, "overlap_px": overlap_px, "tile_batch": per_call}
     if tile_px < LATENT_CELL_PX or overlap_px // LATENT_CELL_PX >= tile_px // LATENT_CELL_PX:
         answer["error"] = "tile_overlap must be smaller than tile_size"

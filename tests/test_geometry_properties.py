@@ -164,7 +164,7 @@ def test_crop_plan_says_the_crops_and_the_working_size_encode_makes(case, name, 
 
 
 def test_the_tile_plan_counts_the_latent_of_each_size_mode():
-    """The route's tile count follows Encode's size_mode (pad rounds up, crop down, resize to the nearest)."""
-    for size_mode, cells in (("pad", 13), ("crop", 12), ("resize", 12)):
-        plan = tiles.plan(100, 100, 64, 0, 1, size_mode)
-        assert plan["tiles"] == -(-cells // 8) ** 2
+    """The route's tile count follows Encode's size_mode: a 100-px picture is 13 cells padded (two 12-cell tiles
+    a side), 12 cropped or resized (one)."""
+    assert [tiles.plan(100, 100, 96, 0, 1, mode)["tiles"] for mode in ("pad", "crop", "resize")] == [4, 1, 1]
+    assert tiles.plan(100, 100, 96, 0, 1) == tiles.plan(100, 100, 96, 0, 1, "pad"), "pad: as before"
