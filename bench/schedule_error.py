@@ -2,12 +2,11 @@
 
     python bench/schedule_error.py [--steps 20]     ->  prints and writes bench/results/schedule_error.md
 
-For Gaussian data N(mu, tau^2) the ideal denoiser is known in closed form and the probability-flow ODE
-keeps (x - a*mu) / sqrt(a^2 tau^2 + sigma^2) constant (a = 1 on EPS models, a = 1 - sigma on flow
-models), so the exact SDEdit answer from the noisy latent is known. The ideal denoiser replaces the
+For Gaussian data N(mu, tau^2) the exact SDEdit answer from the noisy latent is known in closed form
+(harness/gaussian.py, shared with the tests). The ideal denoiser replaces the
 U-Net of the test checkpoint through the host's unet function wrapper; everything else (Add Noise, the
 host's CFG guider, Euler) is the pack's real chain. Error = mean|output - exact| / mean|exact - noisy|.
-"Today" is the schedule every scheduler got before (the tail of the full schedule, first sigma replaced:
+"today" in the table is the schedule every scheduler got before (the tail of the full schedule, first sigma replaced:
 `tail_schedule`); "now" is `sdedit_sigmas`.
 """
 import argparse
@@ -18,67 +17,8 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # the harness package
 import harness  # noqa: E402
 
-MU, TAU = 0.5, 0.8
-STRENGTHS = [round(0.1 * i, 1) for i in range(1, 10)]
-MODELS = ("eps", "flow")
-# The accuracy targets: every scheduler within 1.25x of normal but these, per model.
-EXEMPT = {"eps": {"linear_quadratic"}, "flow": {"karras", "exponential"}}
-WITHIN_NORMAL, NO_WORSE_THAN_TODAY = 1.25, 1.10
-
-
-def gaussian_model(model, kind: str):
-    """A clone of `model` (patched to a shift-3 rectified flow for "flow") with the ideal denoiser as its U-Net."""
-    from comfy_extras.nodes_model_advanced import ModelSamplingSD3
-    model = ModelSamplingSD3().patch(model, 3.0)[0] if kind == "flow" else model.clone()
-    flow = kind == "flow"
-
-    def ideal_denoiser(apply_model, args):  # x and sigma in, E[x0 | x] out (the host's convention)
-        x, sigma = args["input"], args["timestep"].view(-1, 1, 1, 1)
-        a = 1 - sigma if flow else torch.ones_like(sigma)
-        return MU + a * TAU ** 2 / (a ** 2 * TAU ** 2 + sigma ** 2) * (x - a * MU)
-    model.set_model_unet_function_wrapper(ideal_denoiser)
-    return model
-
-
-def relative_error(model, cond, schedule, scheduler, steps, strength, step_mode, seed=0, sampler="euler"):
-    """SDEdit of a seeded Gaussian sample with `sampler` over `schedule(...)`'s sigmas, against the exact answer."""
-    from sdedit_img2img.nodes import pictures
-    from sdedit_img2img.nodes.add_noise import SDEditAddNoise
-    from sdedit_img2img.nodes.engine import denoise
-    fmt = model.get_model_object("latent_format")
-    ms = model.get_model_object("model_sampling")
-    y = MU + TAU * torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(1234))
-    noisy = SDEditAddNoise.execute(model, {"samples": fmt.process_out(y)}, strength, seed)[0]
-    sigma0 = pictures.carried(noisy)[0].sigma
-    sigmas = schedule(ms, scheduler, steps, strength, sigma0, step_mode,
-                      sampler in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS)
-    guider = comfy.samplers.CFGGuider(model)
-    guider.set_conds(cond, cond)
-    guider.set_cfg(1.0)
-    out = fmt.process_in(denoise(guider, sampler, sigmas, noisy["samples"], seed)[0])
-    x = fmt.process_in(noisy["samples"])
-    a0 = 1 - sigma0 if isinstance(ms, comfy.model_sampling.CONST) else 1.0
-    exact = MU + TAU * (x - a0 * MU) / (a0 ** 2 * TAU ** 2 + sigma0 ** 2) ** 0.5
-    return float((out - exact).abs().mean() / (exact - x).abs().mean())
-
-
-def error_table(model, clip, steps=20):
-    """{(kind, step_mode, scheduler, strength): (today, now)} over every host scheduler."""
-    from sdedit_img2img.nodes import sdedit_math as sm
-
-    import nodes as host_nodes
-    cond = host_nodes.CLIPTextEncode().encode(clip, "")[0]
-    table = {}
-    for kind in MODELS:
-        gm = gaussian_model(model, kind)
-        for step_mode in sm.STEP_MODES:
-            for scheduler in comfy.samplers.KSampler.SCHEDULERS:
-                for s in STRENGTHS:
-                    args = (gm, cond, None, scheduler, steps, s, step_mode)
-                    today = relative_error(*args[:2], sm.tail_schedule, *args[3:])
-                    now = relative_error(*args[:2], sm.sdedit_sigmas, *args[3:])
-                    table[kind, step_mode, scheduler, s] = (today, now)
-    return table
+from harness.gaussian import (EXEMPT, MODELS, MU, NO_WORSE_THAN_HOST_TAIL, STRENGTHS, TAU, WITHIN_NORMAL,  # noqa: E402
+                              error_table, failures, gaussian_model, relative_error)
 
 
 def floor_sweep(model, clip, strengths=[i / 40 for i in range(1, 40)]):
@@ -109,18 +49,6 @@ def floor_sweep(model, clip, strengths=[i / 40 for i in range(1, 40)]):
                         ratios.append(now / today)
             sweep[kind, sampler] = (len(ratios), min(ratios, default=1.0), max(ratios, default=1.0))
     return sweep
-
-
-def failures(table):
-    """The cells that miss a target, as readable lines (empty when every target holds)."""
-    bad = []
-    for (kind, mode, scheduler, s), (today, now) in table.items():
-        normal = table[kind, mode, "normal", s][1]
-        if scheduler not in EXEMPT[kind] and now > WITHIN_NORMAL * normal:
-            bad.append(f"{kind}/{mode}/{scheduler}@{s}: {now:.4f} > {WITHIN_NORMAL} x normal {normal:.4f}")
-        if now > NO_WORSE_THAN_TODAY * today:
-            bad.append(f"{kind}/{mode}/{scheduler}@{s}: {now:.4f} > {NO_WORSE_THAN_TODAY} x today {today:.4f}")
-    return bad
 
 
 def markdown(table, steps):
@@ -160,7 +88,7 @@ def main():
     head = (f"# Schedule accuracy: error against the closed form, Euler, {args.steps} steps\n\n"
             f"Gaussian data N({MU}, {TAU}^2), ideal denoiser; error = mean|output - exact| / mean|exact - noisy|. "
             f"Targets: within {WITHIN_NORMAL}x of `normal` (exempt: EPS linear_quadratic, flow karras and "
-            f"exponential), no cell more than {round((NO_WORSE_THAN_TODAY - 1) * 100)} % worse than today.\n\n"
+            f"exponential), no cell more than {round((NO_WORSE_THAN_HOST_TAIL - 1) * 100)} % worse than today.\n\n"
             f"Date {datetime.date.today()}, checkpoint {ckpt.name} (its model sampling; the U-Net is replaced), "
             f"`python bench/schedule_error.py`. Targets: {'all hold' if not bad else 'MISSED: ' + '; '.join(bad)}\n\n")
     text = head + markdown(table, args.steps) + "\n### simple and sgm_uniform in `all` mode on SD1.5, 4-50 steps\n\n" + (

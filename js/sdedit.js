@@ -13,7 +13,8 @@ const LINE_WIDGET = "sdedit_step_line";
 // Noise upstream of its noisy_latent. SDEditSamplerCustom (the host's GUIDER and SAMPLER) may not exist yet.
 export const DENOISE_TYPES = ["SDEditSampler", "SDEditSamplerCustom"];
 
-// One colour per step of the README figure: 1 encode, 2 add noise, 3-4 denoise, 5 decode.
+// One colour per step, numbered as the nodes are (and the example thumbnail): 1 Encode, 2 Add Noise, 3 Denoise
+// (both kinds), 4 Decode.
 export const STEP_COLOURS = {
     SDEditEncode: { color: "#2a4d6e", bgcolor: "#3b6a96" },    // blue
     SDEditAddNoise: { color: "#6e4a1f", bgcolor: "#96662b" },  // amber

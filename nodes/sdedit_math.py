@@ -84,7 +84,7 @@ def full_schedule(model_sampling, scheduler: str, steps: int, discard_penultimat
 
 def sdedit_sigmas(model_sampling, scheduler: str, steps: int, strength: float, sigma_start: float,
                   step_mode: str = "proportional", discard_penultimate: bool = False) -> torch.Tensor:
-    """The sigmas that steps 3 and 4 walk: from `sigma_start` down to 0.
+    """The sigmas that step 3 (SDEdit 3 · Denoise) walks: from `sigma_start` down to 0.
 
     proportional: round(strength * steps) steps (as A1111 and diffusers count them).
     all: `steps` steps (as the host's KSampler counts `denoise`).

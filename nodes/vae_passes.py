@@ -55,7 +55,7 @@ def _refusal(node: str, input_name: str, error: ValueError, fix: str) -> ValueEr
     return ValueError(f"{node}: input '{input_name}' is too large: {error}. Fix: {fix}")
 
 
-def encode_pixels(vae, pixels, budget=None, node="SDEditEncode", input_name="image"):
+def encode_pixels(vae, pixels, budget=None, node="SDEdit 1 · Encode", input_name="image"):
     """`vae.encode(pixels)`, tiled above the pixel budget; pixels is (batch, height, width, channels)."""
     height, width = pixels.shape[1], pixels.shape[2]
     if pixels.ndim != 4 or getattr(vae, "latent_dim", 2) != 2:
@@ -71,7 +71,7 @@ def encode_pixels(vae, pixels, budget=None, node="SDEditEncode", input_name="ima
     return vae.encode_tiled(pixels, tile_x=TILE_PIXELS, tile_y=TILE_PIXELS, overlap=OVERLAP_PIXELS)
 
 
-def decode_latent(vae, samples, budget=None, node="SDEditDecode", input_name="latent"):
+def decode_latent(vae, samples, budget=None, node="SDEdit 4 · Decode", input_name="latent"):
     """`vae.decode(samples)`, tiled above the pixel budget; samples is (batch, channels, h, w)."""
     if samples.ndim != 4 or getattr(vae, "latent_dim", 2) != 2:
         return vae.decode(samples)

@@ -1,6 +1,8 @@
 """Helpers shared by several test modules (fixtures are in conftest.py): pictures, the SDEdit chain on the
 host runtime, the host's own samplers to compare with, and model samplings of two families."""
 import comfy.model_sampling as host_ms
+import folder_paths
+import nodes as host_nodes
 import torch
 from comfy_extras.nodes_custom_sampler import CFGGuider, KSamplerSelect, RandomNoise, SamplerCustomAdvanced
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
@@ -86,3 +88,27 @@ def pack_folder(python_module: str) -> str:
     parts = python_module.split(".")
     assert parts[0] == "custom_nodes" and len(parts) >= 2, python_module
     return parts[1].split("@")[0]
+
+
+# --- other model families (harness/families.py) through the host's own loaders -----------------------------
+
+def load_family(files, seed, pooled=None, context=4096, extra=None):
+    """(model, vae, conds) from the (diffusion model, VAE) files, through the host's own loaders; conds: context
+    [1, 8, `context`] and, where the family has one, a pooled vector of `pooled` values, seeded, plus the
+    `extra` keys (SDXL's sizes, Flux's guidance)."""
+    unet, vae = files
+    for kind, path in (("diffusion_models", unet), ("vae", vae)):
+        folder_paths.add_model_folder_path(kind, str(path.parent))
+    model = host_nodes.UNETLoader().load_unet(unet.name, "default")[0]
+    vae_model = host_nodes.VAELoader().load_vae(vae.name)[0]
+    g = torch.Generator().manual_seed(seed)
+
+    def cond():
+        tokens = torch.randn(1, 8, context, generator=g)
+        options = {} if pooled is None else {"pooled_output": torch.randn(1, pooled, generator=g)}
+        return [[tokens, {**options, **(extra or {})}]]
+    return model, vae_model, (cond(), cond())
+
+
+def video(frames, kind=1):
+    return torch.cat([picture(kind + f, height=32, width=48) for f in range(frames)])

@@ -38,7 +38,7 @@ def test_anchoring_matches_the_regions_lab_mean_and_spread_and_leaves_the_rest()
     assert colour.anchor_colour(original, edited, where, 0.0) is edited
 
 
-def test_decode_color_anchor_off_is_todays_result_on_is_anchored_and_the_keep_is_exact(model, conds, vae):
+def test_decode_color_anchor_off_is_the_plain_decode_on_is_anchored_and_the_keep_is_exact(model, conds, vae):
     image, mask = picture(3), left_keep_mask(40)
     _, out, plain = chain(model, conds, vae, image, mask=mask)
     assert torch.equal(SDEditDecode.execute(out, vae, color_anchor=0.0)[0], plain)

@@ -1,5 +1,5 @@
 """The Denoise node's sampler continuing from a noisy latent (nodes/engine.py, ContinueFromNoisyLatent): no mask gives
-today's result bit for bit, and every host sampler matches the host's own, on the real host runtime with the tiny
+the unmasked result bit for bit, and every host sampler matches the host's own, on the real host runtime with the tiny
 random-weight SD1.5 checkpoint. Masks: tests/test_masking.py; repeats and batches: tests/test_pictures.py; sizes:
 tests/test_image_size.py."""
 import comfy.sample
@@ -15,9 +15,9 @@ from helpers import SEED, STEPS, STRENGTH, chain, left_keep_mask, picture
 
 import nodes as host_nodes
 
-# --- no mask: today's result ------------------------------------------------------------------------
+# --- no mask: the plain continuation ------------------------------------------------------------------------
 
-class TodaysSampler(ContinueFromNoisyLatent):
+class UnmaskedContinuation(ContinueFromNoisyLatent):
     """The sampler as it was before masks: the noisy latent as the guider's latent, zero noise, no mask."""
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
@@ -29,7 +29,7 @@ class TodaysSampler(ContinueFromNoisyLatent):
         return model_wrap.inner_model.model_sampling.inverse_noise_scaling(sigmas[-1], x)
 
 
-def test_no_mask_is_todays_result_bit_for_bit(model, conds, vae):
+def test_no_mask_is_the_unmasked_continuation_bit_for_bit(model, conds, vae):
     image = picture(2)
     latent, out, decoded = chain(model, conds, vae, image)
     assert torch.equal(latent["samples"], vae.encode(image)), "pad on a multiple of 8 changes nothing"
@@ -40,11 +40,11 @@ def test_no_mask_is_todays_result_bit_for_bit(model, conds, vae):
     guider = comfy.samplers.CFGGuider(model)
     guider.set_conds(*conds)
     guider.set_cfg(5.0)
-    today = guider.sample(torch.zeros_like(noisy["samples"]), noisy["samples"],
-                          TodaysSampler(host.sampler_function, host.extra_options, host.inpaint_options, None),
+    unmasked = guider.sample(torch.zeros_like(noisy["samples"]), noisy["samples"],
+                          UnmaskedContinuation(host.sampler_function, host.extra_options, host.inpaint_options, None),
                           sigmas, seed=SEED, disable_pbar=True)
-    assert torch.equal(out["samples"], today)
-    assert torch.equal(decoded, vae.decode(today))
+    assert torch.equal(out["samples"], unmasked)
+    assert torch.equal(decoded, vae.decode(unmasked))
 
 
 # --- the sampler set up as the host sets it ----------------------------------------------------------

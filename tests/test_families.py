@@ -18,13 +18,12 @@ from typing import Callable, NamedTuple
 
 import comfy.model_sampling
 import comfy.samplers
-import folder_paths
 import nodes as host_nodes
 import pytest
 import torch
 from harness import families
 from safetensors import safe_open
-from helpers import host_custom_advanced, left_keep_mask, picture
+from helpers import host_custom_advanced, left_keep_mask, load_family, picture, video
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
@@ -45,27 +44,9 @@ def records_its_family(request):
         request.node.user_properties.append(("family", names[0]))
 
 
-def load(files, seed, pooled=None, context=4096, extra=None):
-    """(model, vae, conds) from the (diffusion model, VAE) files, through the host's own loaders; conds: context
-    [1, 8, `context`] and, where the family has one, a pooled vector of `pooled` values, seeded, plus the
-    `extra` keys (SDXL's sizes, Flux's guidance)."""
-    unet, vae = files
-    for kind, path in (("diffusion_models", unet), ("vae", vae)):
-        folder_paths.add_model_folder_path(kind, str(path.parent))
-    model = host_nodes.UNETLoader().load_unet(unet.name, "default")[0]
-    vae_model = host_nodes.VAELoader().load_vae(vae.name)[0]
-    g = torch.Generator().manual_seed(seed)
-
-    def cond():
-        tokens = torch.randn(1, 8, context, generator=g)
-        options = {} if pooled is None else {"pooled_output": torch.randn(1, pooled, generator=g)}
-        return [[tokens, {**options, **(extra or {})}]]
-    return model, vae_model, (cond(), cond())
-
-
 @pytest.fixture(scope="module")
 def sd3():
-    return load(families.ensure_sd3(), 0, pooled=2048)
+    return load_family(families.ensure_sd3(), 0, pooled=2048)
 
 
 def chain(model, vae, conds, image, strength, seed=SEED, sampler_name="euler", steps=STEPS, cfg=CFG, **encode):
@@ -128,13 +109,18 @@ def test_a_grey_map_of_one_value_is_the_plain_chain_at_that_strength(sd3):
 
 # --- Wan 2.1 text-to-video: 5-D latents, flow (shift 8); its VAE keeps 1 + 4k frames ----------------------
 
-@pytest.fixture(scope="module")
-def wan():
-    return load(families.ensure_wan(), 1)
-
-
-def video(frames, kind=1):
-    return torch.cat([picture(kind + f, height=32, width=48) for f in range(frames)])
+def test_the_host_loaders_detect_wan(wan):
+    """UNETLoader made a Wan 2.1 text-to-video model of the file (not another family's): its classes, its flow
+    schedule with shift 8, 16-channel 5-D latents, and the Wan VAE."""
+    import comfy.latent_formats
+    import comfy.supported_models
+    model, vae, _ = wan
+    assert type(model.model).__name__ == "WAN21" and type(model.model.model_config) is comfy.supported_models.WAN21_T2V
+    ms = model.get_model_object("model_sampling")
+    assert isinstance(ms, comfy.model_sampling.ModelSamplingDiscreteFlow) and isinstance(ms, comfy.model_sampling.CONST)
+    assert float(ms.shift) == 8.0
+    assert isinstance(model.get_model_object("latent_format"), comfy.latent_formats.Wan21)
+    assert vae.latent_channels == 16 and vae.latent_dim == 3
 
 
 @pytest.mark.parametrize("frames", [1, 5, 6, 9, 13])
@@ -225,7 +211,7 @@ FAMILIES = {
 def family(request):
     """(spec, model, vae, conds) of one family; pytest tears it down before it loads the next family's."""
     spec = FAMILIES[request.param]
-    return (spec, *load(spec.files(), spec.seed, spec.pooled, spec.context, spec.extra))
+    return (spec, *load_family(spec.files(), spec.seed, spec.pooled, spec.context, spec.extra))
 
 
 def family_picture(kind):

@@ -55,7 +55,7 @@ def test_any_size_round_trips_to_the_inputs_size(model, conds, vae, mode, shape)
     assert decoded.shape == image.shape and torch.isfinite(decoded).all()
 
 
-def test_crop_is_todays_behaviour(model, conds, vae):
+def test_crop_is_the_hosts_own_vae_rounding(model, conds, vae):
     image = torch.rand(1, 67, 45, 3)
     latent = SDEditEncode.execute(image, vae, size_mode="crop")[0]
     assert torch.equal(latent["samples"], vae.encode(image))

@@ -266,11 +266,23 @@ def test_sweep_refuses_a_batch_naming_the_input(model, conds, vae):
                                     "proportional")
 
 
-def test_sweep_uses_the_same_option_lists_as_the_sampler():
+def test_sweep_offers_the_hosts_samplers_and_schedulers_and_runs_the_ones_picked(model, conds, vae):
+    """The sweep's sampling widgets offer what the host's own KSampler offers (and the pack's step modes), and
+    each value picked reaches the chain: a tile is the four nodes run with those same settings."""
+    import nodes as host_nodes
     sweep = {i.id: i for i in SDEditStrengthSweep.define_schema().inputs}
-    sampler = {i.id: i for i in SDEditDenoise.define_schema().inputs}
-    for name in ("steps", "cfg", "sampler_name", "scheduler", "step_mode"):
-        assert sweep[name].as_dict() == sampler[name].as_dict(), name
-    assert sweep["sampler_name"].options == comfy.samplers.KSampler.SAMPLERS
-    seed = SDEditAddNoise.define_schema().inputs[3]
-    assert (sweep["seed"].default, sweep["seed"].max) == (seed.default, seed.max)
+    host = host_nodes.KSampler.INPUT_TYPES()["required"]
+    assert sweep["sampler_name"].options == list(host["sampler_name"][0])
+    assert sweep["scheduler"].options == list(host["scheduler"][0])
+    assert (sweep["step_mode"].options, sweep["step_mode"].default) == (list(sm.STEP_MODES), "proportional")
+    assert (sweep["seed"].min, sweep["seed"].max) == (host["seed"][1]["min"], host["seed"][1]["max"])
+    # Settings other than the defaults in every widget, so that one the sweep dropped or swapped shows.
+    strength, seed, steps, cfg, sampler_name, scheduler, step_mode = 0.4, 3, 5, 3.5, "dpmpp_2m", "karras", "all"
+    assert (steps, cfg, sampler_name, scheduler, step_mode) != tuple(
+        sweep[n].default for n in ("steps", "cfg", "sampler_name", "scheduler", "step_mode"))
+    grid = SDEditStrengthSweep.execute(picture(2), model, vae, *conds, str(strength), seed, steps, cfg, sampler_name,
+                                       scheduler, step_mode).args[0]
+    noisy = SDEditAddNoise.execute(model, SDEditEncode.execute(picture(2), vae)[0], strength, seed)[0]
+    denoised = SDEditDenoise.execute(model, *conds, noisy, steps, cfg, sampler_name, scheduler, step_mode)[0]
+    chain = SDEditDecode.execute(denoised, vae)[0]
+    assert torch.equal(grid[:, grid.shape[1] - GAP - H:grid.shape[1] - GAP, GAP:GAP + W], chain)

@@ -179,11 +179,11 @@ def test_no_region_to_crop_is_a_clear_message(vae, mask, words):
     assert words in str(error.value) and "Fix:" in str(error.value)
 
 
-def test_off_is_todays_result(model, conds, vae):
+def test_crop_to_mask_off_is_the_plain_masked_encode(model, conds, vae):
     image, mask = picture(1), boxes_mask(64, 96, (10, 10, 40, 50))
-    today = SDEditEncode.execute(image, vae, mask=mask)[0]
+    plain = SDEditEncode.execute(image, vae, mask=mask)[0]
     off = SDEditEncode.execute(image, vae, mask=mask, crop_to_mask=False, crop_size=128)[0]
-    assert torch.equal(today["samples"], off["samples"]) and torch.equal(today["noise_mask"], off["noise_mask"])
+    assert torch.equal(plain["samples"], off["samples"]) and torch.equal(plain["noise_mask"], off["noise_mask"])
     assert all(r.region is None for r in off["sdedit_pictures"])
 
 

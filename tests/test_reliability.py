@@ -242,7 +242,7 @@ def test_a_16384_square_image_is_refused_before_the_vae_runs(server, ckpt):
                                                              "color": 0x808080}}
     prompt["enc"]["inputs"]["image"] = ["huge", 0]
     message = failed(server, prompt, "enc")
-    assert "'image'" in message and "too large" in message and "8192x8192" in message and "Fix" in message
+    assert "SDEdit 1 · Encode" in message and "'image'" in message and "too large" in message and "8192x8192" in message and "Fix" in message
 
 
 def test_a_16_channel_latent_into_a_4_channel_model_is_refused(server, ckpt):

@@ -1,44 +1,41 @@
 """Schedules that keep each scheduler's spacing below the strength's noise level, checked
 against SDEdit's closed form on Gaussian data through the host's real sampler, plus the model-call minimum."""
 import math
-import sys
 
 import comfy.model_sampling
 import comfy.samplers
 import pytest
 import torch
-from conftest import REPO
 from sdedit_img2img.nodes import schedules
 from sdedit_img2img.nodes import sdedit_math as sm
 from helpers import counting, eps_sampling, flow_sampling, picture, sdedit
 
-sys.path.insert(0, str(REPO / "bench"))
-import schedule_error as se  # noqa: E402  (the bench's closed-form machinery, shared)
+from harness import gaussian
 
 TIME_SPACED_KEPT = ("normal", "ddim_uniform")
 
 
 @pytest.fixture(scope="module")
 def table(sd15):
-    return se.error_table(sd15[0], sd15[1], steps=20)
+    return gaussian.error_table(sd15[0], sd15[1], steps=20)
 
 
-def test_every_scheduler_is_within_a_quarter_of_normal_and_never_worse_than_before(table):
-    assert not se.failures(table)
+def test_every_scheduler_is_within_a_quarter_of_normal_and_never_worse_than_the_hosts_tail(table):
+    assert not gaussian.failures(table)
 
 
 def test_sigma_spaced_schedulers_got_much_better_at_low_strength(table):
     """The point of the change: karras/exponential/kl_optimal no longer start with one huge step."""
     for kind, mode, scheduler, s in table:
         if scheduler in ("karras", "exponential", "kl_optimal") and 0.2 <= s <= 0.4:
-            today, now = table[kind, mode, scheduler, s]
-            assert now < 0.8 * today, (kind, mode, scheduler, s, today, now)
+            host_tail, ours = table[kind, mode, scheduler, s]
+            assert ours < 0.8 * host_tail, (kind, mode, scheduler, s, host_tail, ours)
 
 
-def a_walk_down_from(now, sigma0, length):
-    """`now` is a schedule of `length` levels from sigma0 strictly down to 0."""
-    return (len(now) == length and float(now[0]) == pytest.approx(sigma0, rel=1e-6) and float(now[-1]) == 0.0
-            and bool((now[1:] < now[:-1]).all()))
+def a_walk_down_from(ours, sigma0, length):
+    """`ours` is a schedule of `length` levels from sigma0 strictly down to 0."""
+    return (len(ours) == length and float(ours[0]) == pytest.approx(sigma0, rel=1e-6) and float(ours[-1]) == 0.0
+            and bool((ours[1:] < ours[:-1]).all()))
 
 
 @pytest.mark.parametrize("ms", [eps_sampling(), flow_sampling()], ids=["eps", "flow"])
@@ -55,22 +52,22 @@ def test_time_spaced_schedulers_keep_the_hosts_tail_except_where_it_is_defective
         for steps in (1, 7, 20, 50):
             for s in [i / 20 for i in range(1, 21)]:
                 sigma0 = sm.start_sigma(ms, s)
-                now = sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, step_mode)
+                ours = sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, step_mode)
                 host = sm.tail_schedule(ms, scheduler, steps, s, sigma0, step_mode)
                 cell = (scheduler, steps, s)
-                if torch.equal(now, host):
+                if torch.equal(ours, host):
                     continue
                 changed[scheduler] = changed.get(scheduler, 0) + 1
                 assert step_mode == "all" and scheduler in ("beta",) + schedules.FLOORED_IN_ALL, cell
-                assert a_walk_down_from(now, sigma0, len(host)), (cell, now)
+                assert a_walk_down_from(ours, sigma0, len(host)), (cell, ours)
                 if scheduler == "beta":
                     assert float(host[0] - host[1]) > schedules.BROKEN_TAIL * float(host[1] - host[2]), cell
-                    assert float(now[0] - now[1]) <= schedules.BROKEN_TAIL * float(now[1] - now[2]), (cell, now)
-                    nearest = (now[1:-1, None] - table[None, :]).abs().min(dim=1).values
-                    assert bool((nearest <= 1e-6 * now[1:-1]).all()), (cell, now)
+                    assert float(ours[0] - ours[1]) <= schedules.BROKEN_TAIL * float(ours[1] - ours[2]), (cell, ours)
+                    nearest = (ours[1:-1, None] - table[None, :]).abs().min(dim=1).values
+                    assert bool((nearest <= 1e-6 * ours[1:-1]).all()), (cell, ours)
                 else:
                     assert schedules.floor_measured_on(ms) and s < 1 and schedules.jumps_to_zero(host), cell
-                    assert float(now[-2]) == pytest.approx(float(table[0]), rel=1e-6), (cell, now)
+                    assert float(ours[-2]) == pytest.approx(float(table[0]), rel=1e-6), (cell, ours)
     # The defective cells are there to check: both fixes change some cells of SD1.5's table in "all" mode.
     expected = {"beta", "simple", "sgm_uniform"} if step_mode == "all" and schedules.floor_measured_on(ms) else \
         {"beta"} if step_mode == "all" else set()
@@ -88,28 +85,28 @@ def test_simple_and_sgm_uniform_move_their_grid_down_to_the_lowest_level_where_t
         for s in [0.025] + [i / 20 for i in range(1, 21)]:
             sigma0 = sm.start_sigma(ms, s)
             count, total = sm.step_plan(s, steps, "all")
-            now = sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, "all")
-            today = sm.tail_schedule(ms, scheduler, steps, s, sigma0, "all")
-            if steps < 4 or s == 1 or not schedules.jumps_to_zero(today) or not bool((today[2:] < today[1:-1]).all()):
-                assert torch.equal(now, today), (steps, s)
-                if steps < 4 or s == 1 or not schedules.jumps_to_zero(today):  # the same cells with dpm_2 / uni_pc
+            ours = sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, "all")
+            host_tail = sm.tail_schedule(ms, scheduler, steps, s, sigma0, "all")
+            if steps < 4 or s == 1 or not schedules.jumps_to_zero(host_tail) or not bool((host_tail[2:] < host_tail[1:-1]).all()):
+                assert torch.equal(ours, host_tail), (steps, s)
+                if steps < 4 or s == 1 or not schedules.jumps_to_zero(host_tail):  # the same cells with dpm_2 / uni_pc
                     assert torch.equal(sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, "all", True),
                                        sm.tail_schedule(ms, scheduler, steps, s, sigma0, "all", True)), (steps, s)
                 continue
-            if torch.equal(now, today):  # already at the lowest level, or moved down it would reach above sigma0
+            if torch.equal(ours, host_tail):  # already at the lowest level, or moved down it would reach above sigma0
                 floored = schedules.floored_schedule(ms, scheduler, count, total, sigma0)
-                assert floored is None or torch.equal(floored, today)
+                assert floored is None or torch.equal(floored, host_tail)
                 continue
             changed += 1
-            assert len(now) == len(today) and float(now[0]) == pytest.approx(sigma0, rel=1e-6) and now[-1] == 0
-            assert bool((now[1:] < now[:-1]).all()), (steps, s, now)
+            assert len(ours) == len(host_tail) and float(ours[0]) == pytest.approx(sigma0, rel=1e-6) and ours[-1] == 0
+            assert bool((ours[1:] < ours[:-1]).all()), (steps, s, ours)
             if scheduler == "simple":  # entries of the model's table, the host grid's index gaps, down to entry 0
                 table = ms.sigmas.float()
-                index, own = (torch.searchsorted(table, levels) for levels in (now[1:-1], today[1:-1]))
-                assert torch.equal(table[index], now[1:-1]) and index[-1] == 0
+                index, own = (torch.searchsorted(table, levels) for levels in (ours[1:-1], host_tail[1:-1]))
+                assert torch.equal(table[index], ours[1:-1]) and index[-1] == 0
                 assert torch.equal(index[:-1] - index[1:], own[:-1] - own[1:])
             else:  # sgm_uniform's grid with the last point it drops: the host's normal grid of total + 1 levels
-                assert torch.equal(now[1:], sm.full_schedule(ms, "normal", total + 1)[-count:].float())
+                assert torch.equal(ours[1:], sm.full_schedule(ms, "normal", total + 1)[-count:].float())
             # dpm_2 / uni_pc: as the host's KSampler, one step more of a one-step-longer schedule, penultimate dropped
             dp = sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, "all", discard_penultimate=True)
             longer = schedules.floored_schedule(ms, scheduler, count + 1, total + 1, sigma0)
@@ -141,9 +138,9 @@ def test_other_model_types_keep_the_hosts_tail_for_simple_and_sgm_uniform(name):
         for steps in (4, 7, 20, 50):
             for s in [i / 20 for i in range(1, 20)]:
                 sigma0 = sm.start_sigma(ms, s)
-                today = sm.tail_schedule(ms, scheduler, steps, s, sigma0, "all")
-                assert torch.equal(sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, "all"), today), (steps, s)
-                would_jump += schedules.jumps_to_zero(today)
+                host_tail = sm.tail_schedule(ms, scheduler, steps, s, sigma0, "all")
+                assert torch.equal(sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, "all"), host_tail), (steps, s)
+                would_jump += schedules.jumps_to_zero(host_tail)
     assert not schedules.floor_measured_on(ms) and would_jump > 0  # the model type is what keeps them
 
 
@@ -151,26 +148,26 @@ def test_other_model_types_keep_the_hosts_tail_for_simple_and_sgm_uniform(name):
 @pytest.mark.parametrize("step_mode", sm.STEP_MODES)
 def test_linear_quadratic_keeps_only_its_own_levels_below_the_start(ms, step_mode):
     """Unchanged where its tail starts next to the start level; where the tail is crowded above it, the tail
-    of a longer schedule that lies wholly below it (one step fewer's does not), never today's tail squeezed
+    of a longer schedule that lies wholly below it (one step fewer's does not), never the host's tail squeezed
     under it."""
     changed = 0
     for steps in (2, 7, 20):
         for s in [i / 20 for i in range(1, 21)]:
             sigma0 = sm.start_sigma(ms, s)
             count, total = sm.step_plan(s, steps, step_mode)
-            now = sm.sdedit_sigmas(ms, "linear_quadratic", steps, s, sigma0, step_mode)
-            today = sm.tail_schedule(ms, "linear_quadratic", steps, s, sigma0, step_mode)
+            ours = sm.sdedit_sigmas(ms, "linear_quadratic", steps, s, sigma0, step_mode)
+            host_tail = sm.tail_schedule(ms, "linear_quadratic", steps, s, sigma0, step_mode)
             tail = sm.full_schedule(ms, "linear_quadratic", total)[-(count + 1):]
             if len(tail) < 2 or tail[1] < sigma0:
-                assert torch.equal(now, today)
+                assert torch.equal(ours, host_tail)
                 continue
-            if torch.equal(now, today):  # past the longest schedule it builds: today's tail
+            if torch.equal(ours, host_tail):  # past the longest schedule it builds: the host's tail
                 assert float(sm.full_schedule(ms, "linear_quadratic", schedules.LEVELS_BELOW_MAX)[-(count + 1)]) >= sigma0
                 continue
             changed += 1
             n = next(n for n in range(total + 1, schedules.LEVELS_BELOW_MAX + 1)
-                     if torch.equal(now[1:], sm.full_schedule(ms, "linear_quadratic", n)[-count:].float()))
-            assert len(now) == count + 1 and float(now[0]) == pytest.approx(sigma0, rel=1e-6)
+                     if torch.equal(ours[1:], sm.full_schedule(ms, "linear_quadratic", n)[-count:].float()))
+            assert len(ours) == count + 1 and float(ours[0]) == pytest.approx(sigma0, rel=1e-6)
             assert float(sm.full_schedule(ms, "linear_quadratic", n)[-(count + 1)]) < sigma0  # wholly below
             assert float(sm.full_schedule(ms, "linear_quadratic", n - 1)[-(count + 1)]) >= sigma0  # n is needed
     assert changed >= 10  # the high strengths, in both modes

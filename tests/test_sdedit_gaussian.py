@@ -4,34 +4,22 @@ For Gaussian data x0 ~ N(mu, s^2 I) the ideal denoiser is D(x, sigma) = mu + s^2
 and the probability-flow ODE from sigma0 to 0 maps x to mu + s / sqrt(s^2 + sigma0^2) (x - mu). So SDEdit
 of an input y with noise n must give  mu + s (y - mu + sigma0 n) / sqrt(s^2 + sigma0^2):  the noise level,
 the noising, the continuation from the noisy latent and the end at sigma 0 are all in that number.
-The ideal denoiser replaces the U-Net through the host's own model_function_wrapper.
+The ideal denoiser (harness/gaussian.py) replaces the U-Net through the host's own model_function_wrapper.
 """
 import comfy.sample
-import nodes as host_nodes
 import pytest
 import torch
 from sdedit_img2img.nodes import pictures
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.denoise import SDEditDenoise
 
-MU, S = 0.5, 0.8
+from harness.gaussian import MU, TAU, exact_answer
 
-
-@pytest.fixture(scope="module")
-def gaussian_model(sd15):
-    model = sd15[0].clone()
-
-    def ideal_denoiser(apply_model, args):  # x and sigma in, denoised x out (the host's convention)
-        x, sigma = args["input"], args["timestep"].view(-1, 1, 1, 1)
-        return MU + S ** 2 / (S ** 2 + sigma ** 2) * (x - MU)
-    model.set_model_unet_function_wrapper(ideal_denoiser)
-    return model
 
 
 @pytest.fixture(scope="module")
-def conds(sd15):
-    cond = host_nodes.CLIPTextEncode().encode(sd15[1], "")[0]
-    return cond, cond
+def conds(empty_conds):
+    return empty_conds
 
 
 @pytest.mark.parametrize("strength", [0.2, 0.5, 0.8])
@@ -49,11 +37,11 @@ def test_sdedit_lands_where_the_probability_flow_ode_says(gaussian_model, conds,
     out = SDEditDenoise.execute(gaussian_model, *conds, noisy, steps, 1.0, sampler_name, "normal", "all")[0]
 
     n = comfy.sample.prepare_noise(latent["samples"], seed)
-    expected = MU + S * (y - MU + sigma0 * n) / (S ** 2 + sigma0 ** 2) ** 0.5
+    expected = exact_answer(y + sigma0 * n, sigma0)
     result = fmt.process_in(out["samples"])
     assert float((result - expected).abs().max()) < tolerance * float(expected.abs().max())
 
     # The pull towards the data is the SDEdit trade-off: more strength, less of the input left.
-    kept = S / (S ** 2 + sigma0 ** 2) ** 0.5
+    kept = TAU / (TAU ** 2 + sigma0 ** 2) ** 0.5
     slope = float(((result - MU) * (y - MU)).sum() / ((y - MU) ** 2).sum())
     assert slope == pytest.approx(kept, rel=0.05)

@@ -1,12 +1,8 @@
-"""The soak of bench/soak.py, shortened for CI: 20 consecutive prompts through one real server, with the
+"""The soak of bench/soak.py (harness/soak.py), shortened for CI: 20 consecutive prompts through one real server, with the
 same checks (every prompt succeeds and its picture is readable at the right size, resident memory after
 warm-up grows < 5 %, no temporary file left behind). The full run's figures: bench/results/soak.md."""
-import sys
-
-from conftest import COMFYUI, REPO
-
-sys.path.insert(0, str(REPO / "bench"))
-import soak  # noqa: E402
+from conftest import COMFYUI
+from harness import soak
 
 
 def test_20_prompts_through_one_server(tmp_path, checkpoint_path):

@@ -1,6 +1,6 @@
 """A grey mask is a strength per pixel (nodes/strength_map.py), checked against SDEdit's closed form.
 
-The ideal denoiser of Gaussian data (tests/test_sdedit_gaussian.py) acts on each latent element on its own, so
+The ideal denoiser of Gaussian data (harness/gaussian.py, as in tests/test_sdedit_gaussian.py) acts on each latent element on its own, so
 every band of a map can be checked against the exact SDEdit answer from its own level:
 mu + s (y - mu + sigma_j n) / sqrt(s^2 + sigma_j^2), sigma_j the model's level at strength m x strength.
 """
@@ -15,10 +15,16 @@ from sdedit_img2img.nodes.decode import SDEditDecode
 from sdedit_img2img.nodes.denoise import SDEditDenoise
 from sdedit_img2img.nodes.encode import SDEditEncode
 from sdedit_img2img.nodes.sdedit_math import start_sigma
-from test_sdedit_gaussian import MU, S, conds, gaussian_model  # noqa: F401  (fixtures)
+
+from harness.gaussian import exact_answer
 
 BANDS = [0.0, 0.25, 0.5, 0.75, 1.0]
 SEED = 3
+
+
+@pytest.fixture(scope="module")
+def conds(empty_conds):
+    return empty_conds
 
 
 def banded(width_per_band=2):
@@ -26,7 +32,7 @@ def banded(width_per_band=2):
     return cells.expand(1, 1, 8, cells.shape[-1]).clone()
 
 
-def run(model, conds, y, mask, strength, steps=10, mode="proportional", seed=SEED):  # noqa: F811
+def run(model, conds, y, mask, strength, steps=10, mode="proportional", seed=SEED):
     fmt = model.get_model_object("latent_format")
     latent = {"samples": fmt.process_out(y)}
     if mask is not None:
@@ -38,11 +44,11 @@ def run(model, conds, y, mask, strength, steps=10, mode="proportional", seed=SEE
 
 def exact(model, y, level, seed=SEED):
     n = comfy.sample.prepare_noise(model.get_model_object("latent_format").process_out(y), seed)
-    return MU + S * (y - MU + level * n) / (S ** 2 + level ** 2) ** 0.5
+    return exact_answer(y + level * n, level)
 
 
 @pytest.mark.parametrize("steps", [10, 30])
-def test_each_band_lands_on_its_own_exact_answer(gaussian_model, conds, steps):  # noqa: F811
+def test_each_band_lands_on_its_own_exact_answer(gaussian_model, conds, steps):
     """Bands 0.25 .. 1 each within the discretisation error of a uniform run at that strength."""
     y, strength = torch.linspace(-2, 2, 4 * 8 * 10).view(1, 4, 8, 10), 0.8
     ms = gaussian_model.get_model_object("model_sampling")
@@ -57,14 +63,14 @@ def test_each_band_lands_on_its_own_exact_answer(gaussian_model, conds, steps): 
 
 @pytest.mark.parametrize("value", [0.25, 0.5])
 @pytest.mark.parametrize("mode", ["proportional", "all"])
-def test_a_constant_map_is_the_plain_chain_at_that_strength_bit_for_bit(gaussian_model, conds, value, mode):  # noqa: F811
+def test_a_constant_map_is_the_plain_chain_at_that_strength_bit_for_bit(gaussian_model, conds, value, mode):
     y = torch.linspace(-2, 2, 4 * 8 * 10).view(1, 4, 8, 10)
     mapped = run(gaussian_model, conds, y, torch.full((1, 1, 8, 10), value), 0.6, mode=mode)
     plain = run(gaussian_model, conds, y, None, value * 0.6, mode=mode)
     assert torch.equal(mapped, plain)
 
 
-def test_differential_diffusion_wired_too_does_not_threshold_the_map_again(gaussian_model, conds):  # noqa: F811
+def test_differential_diffusion_wired_too_does_not_threshold_the_map_again(gaussian_model, conds):
     y = torch.linspace(-2, 2, 4 * 8 * 10).view(1, 4, 8, 10)
     patched = DifferentialDiffusion.execute(gaussian_model)[0]
     assert torch.equal(run(patched, conds, y, banded(), 0.8), run(gaussian_model, conds, y, banded(), 0.8))
@@ -83,7 +89,7 @@ def test_latent_map_takes_each_cells_most_edited_pixel_and_levels_are_the_masks_
     assert [(level, p.tolist()) for level, p in parts] == [(3.0, [3.0, 2.0, 1.5]), (1.5, [1.5, 1.0, 0.0])]
 
 
-def test_grey_map_through_the_real_chain_keeps_zeros_bit_for_bit(sd15, conds):  # noqa: F811
+def test_grey_map_through_the_real_chain_keeps_zeros_bit_for_bit(sd15, conds):
     model, _, vae = sd15
     image = picture(2)
     mask = left_keep_mask(32) * torch.linspace(0.2, 1.0, image.shape[2]).view(1, 1, -1)  # three levels and a ramp
@@ -113,7 +119,7 @@ def test_a_feather_ramp_joins_at_one_level_per_bin_each_part_within_half_a_bin()
     assert strength_map.top_strength(torch.tensor(values), 0.8) == pytest.approx(0.8 * max(joins_at.values()))
 
 
-def test_a_feathered_mask_at_most_doubles_the_model_calls(gaussian_model, conds):  # noqa: F811
+def test_a_feathered_mask_at_most_doubles_the_model_calls(gaussian_model, conds):
     model, levels = gaussian_model.clone(), []
     inner = model.model_options["model_function_wrapper"]
 
@@ -136,7 +142,7 @@ def flow(model):
 
 @pytest.mark.parametrize("family", ["eps", "flow"])
 @pytest.mark.parametrize("mode", ["proportional", "all"])
-def test_every_band_joins_at_its_own_level_in_both_step_modes_and_families(sd15, conds, family, mode):  # noqa: F811
+def test_every_band_joins_at_its_own_level_in_both_step_modes_and_families(sd15, conds, family, mode):
     """Every band's level is one the model is called at, and there its cells are the clean latent noised with
     Add Noise's noise to that level; above it they are held on that path."""
     model, seen = sd15[0].clone(), []
@@ -164,7 +170,7 @@ def test_every_band_joins_at_its_own_level_in_both_step_modes_and_families(sd15,
 
 
 @pytest.mark.parametrize("family", ["eps", "flow"])
-def test_a_constant_map_through_two_repeats_is_the_plain_chain_twice(gaussian_model, conds, family):  # noqa: F811
+def test_a_constant_map_through_two_repeats_is_the_plain_chain_twice(gaussian_model, conds, family):
     model = flow(gaussian_model) if family == "flow" else gaussian_model
     fmt = model.get_model_object("latent_format")
     y = torch.linspace(-2, 2, 4 * 8 * 10).view(1, 4, 8, 10)

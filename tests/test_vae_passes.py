@@ -74,13 +74,13 @@ def test_absurd_image_is_refused_before_any_allocation(sd15):
     with pytest.raises(ValueError) as error:
         SDEditEncode.execute(huge, vae)
     message = str(error.value)
-    assert "SDEditEncode" in message and "'image'" in message and "16384x16384" in message
+    assert "SDEdit 1 · Encode" in message and "'image'" in message and "16384x16384" in message
     assert "Fix:" in message and "8192x8192" in message
 
     huge_latent = torch.zeros(1, 4, 1, 1).expand(1, 4, 2048, 2048)
     with pytest.raises(ValueError) as error:
         SDEditDecode.execute({"samples": huge_latent}, vae)
-    assert "SDEditDecode" in str(error.value) and "'latent'" in str(error.value) and "Fix:" in str(error.value)
+    assert "SDEdit 4 · Decode" in str(error.value) and "'latent'" in str(error.value) and "Fix:" in str(error.value)
 
 
 def _decode_prompt(checkpoint, size):

@@ -16,7 +16,7 @@ from aiohttp.test_utils import make_mocked_request
 from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
 from comfy_extras.nodes_custom_sampler import KSamplerSelect
 from harness import families
-from test_families import CFG, STEPS, load, video
+from helpers import video
 from sdedit_img2img.nodes import masking, routes, strength_map
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
@@ -26,12 +26,7 @@ from sdedit_img2img.nodes.encode import SDEditEncode
 from sdedit_img2img.nodes.sweep import GAP, SDEditStrengthSweep
 from sdedit_img2img.nodes.sweep_math import psnr, squared_and_absolute_error
 
-SEED = 11
-
-
-@pytest.fixture(scope="module")
-def wan():
-    return load(families.ensure_wan(), 1)
+SEED, STEPS, CFG = 11, 4, 3.0
 
 
 def watched(model):
