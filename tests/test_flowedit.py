@@ -8,12 +8,15 @@ The denoiser replaces the U-Net through the host's model_function_wrapper; each 
 conditioning tensor.
 """
 import nodes as host_nodes
+from comfy_extras.nodes_latent import LatentBatch
 import pytest
 import torch
-from helpers import flow_sampling
+from helpers import flow_sampling, left_keep_mask, picture
 from sdedit_img2img.nodes import pictures
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
+from sdedit_img2img.nodes.decode import SDEditDecode
+from sdedit_img2img.nodes.encode import SDEditEncode
 from sdedit_img2img.nodes.flowedit import SDEditFlowEdit
 
 S = 0.8
@@ -164,3 +167,113 @@ def test_strength_0_gives_the_input(sd15):
     _, latent = picture_latent(model)
     out = flowedit(model, latent, strength=0.0)[0]
     assert torch.equal(out["samples"], latent["samples"])
+
+
+# --- composition with the chain ------------------------------------------------------------------------------------
+
+def test_a_grey_map_of_one_value_is_flowedit_at_that_strength(sd15):
+    model = gaussian(sd15[0], True)
+    _, latent = picture_latent(model)
+    mapped = host_nodes.SetLatentNoiseMask().set_mask(latent, torch.full((1, 64, 96), 0.5))[0]
+    assert torch.equal(flowedit(model, mapped, strength=0.8)[0]["samples"],
+                       flowedit(model, latent, strength=0.4)[0]["samples"])
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["eps", "flow"])
+def test_each_part_of_a_grey_map_is_edited_from_its_own_level(sd15, flow):
+    seen = []
+    model = gaussian(sd15[0], flow, seen)
+    y, latent = picture_latent(model)
+    mask = torch.ones(1, 64, 96)
+    mask[:, :, :48] = 0.5  # the left half at half the strength
+    out = flowedit(model, host_nodes.SetLatentNoiseMask().set_mask(latent, mask)[0], strength=0.8)[0]
+    ms = model.get_model_object("model_sampling")
+    schedule = torch.tensor(sorted(set(seen), reverse=True) + [0.0], dtype=torch.float64)
+    edited = model.get_model_object("latent_format").process_in(out["samples"]) - y
+    for cells, strength in ((slice(0, 6), 0.4), (slice(6, 12), 0.8)):
+        start = sm.start_sigma(ms, strength)
+        assert any(abs(float(s) - start) <= 1e-6 * start for s in schedule), "the part's own level is in the run"
+        d = closed_form(ms, schedule[schedule <= start * (1 + 1e-6)], flow, 1.0, 3.0)
+        part = edited[..., cells]
+        torch.testing.assert_close(part, torch.full_like(part, d), rtol=0, atol=1e-5)
+
+
+def test_repeat_latent_batch_and_mixed_strengths_edit_each_picture_as_if_alone(sd15):
+    model = gaussian(sd15[0], True)
+    _, latent = picture_latent(model)
+    noisy = {s: SDEditAddNoise.execute(model, latent, s, 3)[0] for s in (0.4, 0.7)}
+    alone = {s: SDEditFlowEdit.execute(model, prompt(M_SOURCE), prompt(M_TARGET), prompt(M_NEG), noisy[s], 10, 1.0,
+                                       3.0, "normal", "proportional")[0]["samples"] for s in noisy}
+    repeated = host_nodes.RepeatLatentBatch().repeat(noisy[0.4], 2)[0]
+    mixed_batch = LatentBatch.execute(noisy[0.4], noisy[0.7])[0]
+    for batch, expected, levels in ((repeated, [alone[0.4]] * 2, 4), (mixed_batch, [alone[0.4], alone[0.7]], 7)):
+        out, trajectory = SDEditFlowEdit.execute(model, prompt(M_SOURCE), prompt(M_TARGET), prompt(M_NEG), batch, 10,
+                                                 1.0, 3.0, "normal", "proportional")
+        torch.testing.assert_close(out["samples"], torch.cat(expected), rtol=1e-6, atol=1e-5)
+        assert trajectory["samples"].shape[0] == 2 * levels  # step-major over the longest run (strength x 10 levels)
+    assert float((alone[0.4] - alone[0.7]).abs().max()) > 0.1
+
+
+def test_tiled_flowedit_is_untiled_flowedit_on_a_model_of_each_cell(sd15):
+    shapes = []
+    model = gaussian(sd15[0], True)
+    recording = model.clone()
+    inner = recording.model_options["model_function_wrapper"]
+
+    def record(apply_model, args):
+        shapes.append(tuple(args["input"].shape))
+        return inner(apply_model, args)
+    recording.set_model_unet_function_wrapper(record)
+    _, latent = picture_latent(model)
+    untiled = flowedit(model, latent)[0]["samples"]
+    tiled = flowedit(recording, latent, tiling="on", tile_size=48, tile_overlap=16)[0]["samples"]
+    assert shapes and all(s[-2:] == (6, 6) for s in shapes), "every model call sees tiles"
+    torch.testing.assert_close(tiled, untiled, rtol=1e-6, atol=1e-5)
+
+
+# --- the real SD1.5 U-Net and VAE: identity, the kept pixels, crop_to_mask, tiling --------------------------------
+
+@pytest.fixture(scope="module")
+def prompts(sd15):
+    encode = host_nodes.CLIPTextEncode().encode
+    return [encode(sd15[1], text)[0] for text in ("photo of a green apple", "photo of a red apple", "blurry")]
+
+
+def real_chain(sd15, prompts, image, target=1, **encode_and_tiling):
+    model, _, vae = sd15
+    tiling = {k: encode_and_tiling.pop(k) for k in list(encode_and_tiling) if k.startswith("til")}
+    latent = SDEditEncode.execute(image, vae, **encode_and_tiling)[0]
+    noisy = SDEditAddNoise.execute(model, latent, 0.6, 5)[0]
+    out = SDEditFlowEdit.execute(model, prompts[0], prompts[target], prompts[2], noisy, 5, 5.0, 5.0, "normal",
+                                 "proportional", **tiling)[0]
+    return latent, out, SDEditDecode.execute(out, vae)[0]
+
+
+def test_sd15_equal_prompts_give_the_input_and_a_mask_keeps_its_pixels(sd15, prompts):
+    image, mask = picture(1), left_keep_mask(48)
+    latent, same, _ = real_chain(sd15, prompts, image, target=0, mask=mask)
+    assert torch.equal(same["samples"], latent["samples"])
+    latent, out, decoded = real_chain(sd15, prompts, image, mask=mask)
+    assert torch.equal(out["samples"][..., :6], latent["samples"][..., :6])
+    assert torch.equal(decoded[:, :, :48], image[:, :, :48])
+    assert float((decoded[:, :, 48:] - image[:, :, 48:]).abs().mean()) > 1e-3
+
+
+def test_sd15_crop_to_mask_edits_the_region_and_keeps_the_rest(sd15, prompts):
+    image = picture(2, height=128, width=192)
+    mask = torch.zeros(1, 128, 192)
+    mask[:, 40:88, 64:128] = 1.0
+    latent, out, decoded = real_chain(sd15, prompts, image, mask=mask, crop_to_mask=True, crop_size=64,
+                                         crop_padding=8, crop_factor=1.0)
+    assert pictures.carried(latent)[0].region is not None, "a crop, not the whole picture"
+    keep = (mask == 0).expand(1, 128, 192)
+    assert decoded.shape == image.shape and torch.equal(decoded[keep], image[keep])
+    assert float((decoded[~keep] - image[~keep]).abs().mean()) > 1e-3
+
+
+def test_sd15_tiled_keeps_its_pixels_across_tile_borders(sd15, prompts):
+    image, mask = picture(1), left_keep_mask(48)
+    latent, out, decoded = real_chain(sd15, prompts, image, mask=mask, tiling="on", tile_size=48, tile_overlap=16)
+    _, untiled, _ = real_chain(sd15, prompts, image, mask=mask)
+    assert torch.equal(decoded[:, :, :48], image[:, :, :48])
+    assert not torch.equal(out["samples"][..., 6:], untiled["samples"][..., 6:]), "the U-Net saw tiles"
