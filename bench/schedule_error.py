@@ -44,7 +44,7 @@ def relative_error(model, cond, schedule, scheduler, steps, strength, step_mode,
     """SDEdit of a seeded Gaussian sample with `sampler` over `schedule(...)`'s sigmas, against the exact answer."""
     from sdedit_img2img.nodes import pictures
     from sdedit_img2img.nodes.add_noise import SDEditAddNoise
-    from sdedit_img2img.nodes.denoise import denoise
+    from sdedit_img2img.nodes.engine import denoise
     fmt = model.get_model_object("latent_format")
     ms = model.get_model_object("model_sampling")
     y = MU + TAU * torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(1234))
@@ -85,6 +85,7 @@ def floor_sweep(model, clip, strengths=[i / 40 for i in range(1, 40)]):
     """{(kind, sampler): (cells changed, best, worst now / today)} of simple and sgm_uniform in "all" mode
     over many step counts and strengths: where `floored_schedule` changes their sigmas, how the error
     changes. Euler over 4-50 steps; dpm_2 (two model calls a step, penultimate level dropped) every third."""
+    from sdedit_img2img.nodes import schedules
     from sdedit_img2img.nodes import sdedit_math as sm
 
     import nodes as host_nodes
@@ -96,7 +97,7 @@ def floor_sweep(model, clip, strengths=[i / 40 for i in range(1, 40)]):
         for sampler, steps in (("euler", range(4, 51)), ("dpm_2", range(4, 51, 3))):
             discard = sampler in comfy.samplers.KSampler.DISCARD_PENULTIMATE_SIGMA_SAMPLERS
             ratios = []
-            for scheduler in sm.FLOORED_IN_ALL:
+            for scheduler in schedules.FLOORED_IN_ALL:
                 for n in steps:
                     for s in strengths:
                         sigma0 = sm.start_sigma(ms, s)

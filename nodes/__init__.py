@@ -1,9 +1,10 @@
 """SDEdit image-to-image as four ComfyUI nodes, one module per node, named after what the user sees:
 
 SDEdit 1 · Encode (encode.py) → 2 · Add Noise (add_noise.py) → 3 · Denoise (denoise.py, with its Custom
-twin for the host's GUIDER and SAMPLER, and FlowEdit in flowedit.py) → 4 · Decode (decode.py). sdedit_math.py holds the maths they share,
-free of any UI; pictures.py the record each picture carries between them; sweep.py runs the four at several
-strengths side by side (its arithmetic in sweep_math.py).
+twin for the host's GUIDER and SAMPLER, over the sampling engine in engine.py; or 3 · FlowEdit, flowedit.py)
+→ 4 · Decode (decode.py).
+sdedit_math.py holds the maths they share, free of any UI; pictures.py the record each picture carries
+between them; sweep.py runs the four at several strengths side by side (its arithmetic in sweep_math.py).
 """
 import sys
 

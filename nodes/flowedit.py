@@ -13,11 +13,12 @@ import comfy.utils
 import torch
 from tqdm.auto import trange
 
-from . import checks, denoise, pictures, strength_map, tiles
+from . import checks, engine, strength_map, tiles, widgets
 from .common import CATEGORY, check_latent_channels, io
-from .sdedit_math import STEP_MODES, sdedit_sigmas, start_sigma
+from .sdedit_math import STEP_MODES, start_sigma
 
 NODE = "SDEdit 3 · FlowEdit"
+EULER = "euler"  # the engine's plan asks which sampler runs: FlowEdit's own loop, an Euler step on the ODE
 
 
 # --- the maths (pure) ---------------------------------------------------------------------------------------
@@ -131,7 +132,7 @@ class FlowEditSampler(comfy.samplers.Sampler):
         return z
 
 
-# --- the run over the batch's noise levels ----------------------------------------------------------------------
+# --- the mode of the engine's run (one call per noise level of the batch) --------------------------------------
 
 def edit(guider, sigmas: torch.Tensor, clean: torch.Tensor, join: torch.Tensor, seed: int, average: int,
          sample_last: int, denoise_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,61 +143,37 @@ def edit(guider, sigmas: torch.Tensor, clean: torch.Tensor, join: torch.Tensor, 
     sampler = FlowEditSampler(clean, join, seed, average, sample_last)
     predictions = []
     guider.sample(torch.zeros_like(clean), clean, sampler, sigmas, denoise_mask=denoise_mask,
-                  callback=denoise.progress_callback(model, len(sigmas) - 1, predictions),
+                  callback=engine.progress_callback(model, len(sigmas) - 1, predictions),
                   disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
     device = comfy.model_management.intermediate_device()
     out = shown_as_edit(latent_format, clean.to(device), sampler.displacement.to(device, clean.dtype))
-    trajectory = latent_format.process_out(torch.cat(predictions)) if predictions else out.clone()
-    return out, trajectory
+    return out, engine.trajectory_of(model, out, predictions)
 
 
-def schedule(model_sampling, scheduler: str, steps: int, strength: float, step_mode: str,
-             mask: torch.Tensor | None, shape) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the levels, each latent cell's join level): the strength's schedule as Denoise computes it; with a grey
-    mask, that of its most edited cells with every part's own join level added (nodes/strength_map.py)."""
+def schedule(plan, strength: float, mask: torch.Tensor | None, shape) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the levels, each latent cell's join level): the strength's schedule as Denoise computes it (`plan`, the
+    engine's); with a grey mask, that of its most edited cells with every part's own join level added
+    (nodes/strength_map.py). A cell that is never edited joins at 0."""
+    ms = plan.model_sampling
     cells = torch.ones((shape[0], 1, *shape[2:])) if mask is None else strength_map.latent_map(mask, shape)
-    bins = strength_map.bins_for(steps)
-    join, levels = strength_map.join_levels(model_sampling, strength, cells, bins)
+    bins = strength_map.bins_for(plan.steps)
+    join, levels = strength_map.join_levels(ms, strength, cells, bins)
     top = strength_map.top_strength(cells, strength, bins)
     if top <= 0.0:
         return torch.zeros(0), join
-    sigmas = sdedit_sigmas(model_sampling, scheduler, steps, top, start_sigma(model_sampling, top), step_mode)
-    return strength_map.map_schedule(sigmas, levels), join
+    return strength_map.map_schedule(plan.sigmas(top, start_sigma(ms, top)), levels), join
 
 
-def run(guider, latent: dict, steps: int, scheduler: str, step_mode: str, average: int, sample_last: int,
-        hidden, tiling: tiles.Tiling | None = None) -> tuple[dict, dict, torch.Tensor]:
-    """FlowEdit for every picture of the batch from its own strength (one run per noise level, as Denoise):
-    the edited LATENT, the trajectory LATENT and the levels of the first run."""
-    samples = latent["samples"]
-    records = denoise.noisy_records(NODE, latent, hidden)
-    if tiling is not None:
-        guider = tiles.tiled_guider(NODE, guider, tiling)
-    model_sampling = guider.model_patcher.get_model_object("model_sampling")
-    results, trajectories, first = [None] * len(records), [], None
-    for (sigma, strength, seed, kind), rows in denoise.by_level(records).items():
-        part = samples[rows]
-        picked = [records[i] for i in rows]
-        clean = torch.stack([r.clean for r in picked]).to(part.dtype)
-        sigmas, mask = torch.zeros(0), None
-        if sigma > 0.0:
-            checks.refuse(checks.same_noise_kind(NODE, "noisy_latent", kind, model_sampling))
-            mask = denoise.keep_masks(latent, records, rows)
-            sigmas, join = schedule(model_sampling, scheduler, steps, strength, step_mode, mask, part.shape)
-        if len(sigmas) < 2:  # strength 0: nothing to edit
-            out, trajectory = clean, clean
-        else:
-            binary = None if mask is None else (mask > 0).to(part.dtype)  # the inpainting model's concat mask
-            out, trajectory = edit(guider, sigmas, clean, join, seed, average, sample_last, binary)
-        first = sigmas if first is None else first
-        for j, i in enumerate(rows):
-            results[i] = out[j]
-        trajectories.append((rows, trajectory))
-    finished = [pictures.denoised(r) for r in records]
-    done = pictures.attach(latent, torch.stack(results), finished)
-    predicted = denoise.step_major(trajectories, len(records))
-    steps_of = pictures.attach({}, predicted, [finished[i % len(records)] for i in range(predicted.shape[0])])
-    return done, steps_of, first
+def mode(average: int = 1, sample_last: int = 0):
+    """FlowEdit as a mode of engine.run: each group of the batch (one noise level) edited from its clean latent."""
+    def flowedit_group(guider, sampler, group, plan):
+        sigmas, join = schedule(plan, group.strength, group.mask, group.noisy.shape)
+        if len(sigmas) < 2:  # a mask that edits nothing
+            return group.clean, group.clean, sigmas
+        binary = None if group.mask is None else (group.mask > 0).to(group.clean.dtype)  # inpainting models' concat
+        out, trajectory = edit(guider, sigmas, group.clean, join, group.seed, average, sample_last, binary)
+        return out, trajectory, sigmas
+    return flowedit_group
 
 
 # --- the node ---------------------------------------------------------------------------------------------------
@@ -239,8 +216,7 @@ def check_widgets(source_cfg, target_cfg, scheduler, step_mode) -> list:
                                    "(the paper: 3.5 on SD3, 1.5 on Flux)."),
             checks.number_in_range(NODE, "target_cfg", target_cfg, 0.0, 100.0, "set a guidance scale from 0 to 100 "
                                    "(the paper: 13.5 on SD3, 5.5 on Flux)."),
-            checks.choice(NODE, "scheduler", scheduler, comfy.samplers.KSampler.SCHEDULERS, "the host's schedulers"),
-            checks.choice(NODE, "step_mode", step_mode, STEP_MODES, "the step modes")]
+            *widgets.schedule_checks(NODE, scheduler, step_mode)]
 
 
 class SDEditFlowEdit(io.ComfyNode):
@@ -284,7 +260,7 @@ class SDEditFlowEdit(io.ComfyNode):
                              tooltip="The last levels run as ordinary sampling with the target prompt from the "
                                      "edited latent (the paper's n_min, 0: none). Adds fine detail the target asks "
                                      "for; each such level costs one model call."),
-                *denoise.tiling_inputs(),
+                *widgets.tiling_inputs(),
             ],
             outputs=[
                 io.Latent.Output("latent", display_name="latent",
@@ -305,7 +281,7 @@ class SDEditFlowEdit(io.ComfyNode):
                 scheduler, step_mode, average=1, sample_last=0, tiling="off", tile_size=0, tile_overlap=128,
                 tile_batch=0) -> io.NodeOutput:
         checks.refuse(*check_widgets(source_cfg, target_cfg, scheduler, step_mode))
-        tiled = denoise.tiling_of(NODE, tiling, tile_size, tile_overlap, tile_batch)
+        tiled = widgets.tiling_of(NODE, tiling, tile_size, tile_overlap, tile_batch)
         conds = [("source_positive", source_positive), ("target_positive", target_positive), ("negative", negative)]
         if tiled is not None:
             checks.refuse(tiles.position_dependent(NODE, conds))
@@ -314,6 +290,6 @@ class SDEditFlowEdit(io.ComfyNode):
                       prompt_shapes(model, source_positive, target_positive, negative))
         guider = FlowEditGuider(model)
         guider.set_flowedit(source_positive, target_positive, negative, source_cfg, target_cfg)
-        out, trajectory, _ = run(guider, noisy_latent, steps, scheduler, step_mode, average, sample_last, cls.hidden,
-                                 tiled)
+        out, trajectory, _ = engine.run(NODE, guider, EULER, noisy_latent, steps, scheduler, step_mode, cls.hidden,
+                                        tiled, mode(average, sample_last))
         return io.NodeOutput(out, trajectory)

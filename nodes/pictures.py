@@ -13,9 +13,11 @@ import hashlib
 import weakref
 from dataclasses import dataclass
 
+import comfy.utils
 import torch
 
-from .image_size import Geometry
+from . import checks, masking
+from .image_size import Geometry, mask_in_working_frame
 from .regions import Region
 
 KEY = "sdedit_pictures"
@@ -180,3 +182,67 @@ def noisy(record: Picture, sigma: float, strength: float, seed: int, noise_kind:
 
 def denoised(record: Picture) -> Picture:
     return dataclasses.replace(record, sigma=None, strength=None, seed=None, noise_kind="", noise=None, start=None)
+
+
+# --- what Denoise reads: each row's level and keep region ---------------------------------------------------
+
+def noisy_records(node: str, latent: dict, hidden, input_name: str = "noisy_latent") -> list:
+    """Each row's record with its noise level; refused, by name, where a row's level or keep region
+    cannot be told."""
+    samples = latent["samples"]
+    records, held = attribute(latent), carried(latent)
+    if not held and all(r is None for r in records):
+        raise ValueError(f"{node}: input '{input_name}' carries no SDEdit noise level. Connect it from "
+                         "an 'SDEdit 2 · Add Noise' node (Encode → Add Noise → Denoise).")
+    if any(r is None for r in records):
+        levels = {r.level for r in held if r.sigma is not None}
+        masked = latent.get("noise_mask") is not None or any(r.mask is not None for r in held)
+        if masked or len(levels) != 1:
+            checks.refuse(unattributed(
+                node, input_name, records, hidden,
+                "its keep region cannot be restored" if masked else
+                "its noise level cannot be told (the batch holds several)",
+                "put latent nodes that change values before SDEdit 2 · Add Noise; between Add Noise and "
+                "Denoise use batch nodes only (Repeat Latent Batch, Latent From Batch, Latent Batch, "
+                "Rebatch Latents)."))
+        sigma, strength, seed, kind = levels.pop()
+        records = [r or Picture(row="", clean=samples[i], sigma=sigma, strength=strength, seed=seed,
+                                noise_kind=kind) for i, r in enumerate(records)]
+    unnoised = [i + 1 for i, r in enumerate(records) if r.sigma is None]
+    if unnoised:
+        raise ValueError(f"{node}: picture(s) {', '.join(map(str, unnoised[:8]))} of input '{input_name}' "
+                         "carry no SDEdit noise level (a clean or already denoised latent). Connect it from "
+                         "an 'SDEdit 2 · Add Noise' node (Encode → Add Noise → Denoise).")
+    return records
+
+
+def by_level(records) -> dict:
+    """Rows grouped by noise level, seed and noise kind, in the order they first appear: one sampler run each."""
+    groups = {}
+    for i, record in enumerate(records):
+        groups.setdefault(record.level, []).append(i)
+    return groups
+
+
+def keep_masks(latent: dict, records, rows: list) -> torch.Tensor | None:
+    """The denoise mask for `rows`: a host noise_mask set since Encode (in the frame the VAE saw), else each
+    picture's own Encode mask (none: edit everywhere); None where no row has a mask."""
+    host = host_mask(latent, records)
+    if host is not None:
+        geometry = next((r.geometry for r in records if r.geometry is not None), None)
+        host = mask_in_working_frame(host, geometry)
+        if host.shape[0] == 1 or len(rows) == len(records):  # the host fits it to the batch (and to video frames)
+            return host
+        return comfy.utils.repeat_to_batch_size(host, len(records))[rows]
+    own = [records[i].working_mask for i in rows]
+    if all(m is None for m in own):
+        return None
+    samples = latent["samples"]
+    if samples.ndim == 5 and any(m is not None and not bool((m == m[:1]).all()) for m in own):
+        # Masks that change from frame to frame: each latent frame takes its own VAE group's frames, which
+        # the host's interpolation in time does not follow. One mask for all frames stays as it was.
+        grouped = [None if m is None else masking.to_latent_frames(m.float(), samples.shape[2]) for m in own]
+        if all((g is None) == (m is None) for g, m in zip(grouped, own)):
+            own = grouped
+    shape = next(m for m in own if m is not None).shape
+    return torch.cat([torch.ones(shape) if m is None else m.float() for m in own])

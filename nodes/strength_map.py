@@ -18,13 +18,19 @@ level, that of the middle of the values the bin holds (a bin with one value keep
 as many bins as the plain run has steps (at least MAP_BINS), so a bin is at most one step of the run wide:
 a feather, whose ramp holds a value per cell, at most doubles the model calls instead of adding one per
 value, and no part moves by more than half a step.
+
+The maths are small pure functions; `denoise_group` is the mode that plugs the map into the engine's `run`
+(nodes/engine.py), as `tiles.tiled_guider` plugs tiling in.
 """
+import copy
+import logging
 import math
 
 import torch
 import torch.nn.functional as F
 
-from .sdedit_math import start_sigma
+from . import engine
+from .sdedit_math import add_noise, start_sigma
 
 # Two join levels this close (relative) are one: float32 schedules round-trip a level to about 1e-7.
 SAME_LEVEL = 1e-6
@@ -113,3 +119,66 @@ def joined(join: torch.Tensor, level: float) -> torch.Tensor:
 def joining(join: torch.Tensor, level: float) -> torch.Tensor:
     """Cells that join exactly at `level`."""
     return (join - level).abs() <= level * SAME_LEVEL
+
+
+# --- the run ------------------------------------------------------------------------------------------------
+
+def denoise_group(guider, sampler, group: engine.Group, plan: engine.Plan):
+    """The engine's mode for a Denoise node: a grey mask (a strength per pixel) runs by the map; no mask or a 0/1
+    one is the plain run (engine.whole, the host's inpaint blend)."""
+    if group.mask is None or is_binary(group.mask):
+        return engine.whole(guider, sampler, group, plan)
+    model_sampling = plan.model_sampling
+    cells = latent_map(group.mask, group.noisy.shape)
+    bins = bins_for(len(plan.sigmas(group.strength, group.sigma)) - 1)
+    join, levels = join_levels(model_sampling, group.strength, cells, bins)
+    top = top_strength(cells, group.strength, bins)
+    sigmas = map_schedule(plan.sigmas(top, start_sigma(model_sampling, top)), levels)
+    # Grey parts join from this round's latent (a repeat's: the last result); kept parts stay the input's.
+    start = torch.stack([r.clean if r.start is None else r.start for r in group.records]).to(group.noisy.dtype)
+    held = torch.where(cells.to(start.device) > 0, start, group.clean)
+    out, trajectory = denoise_by_map(without_mask_function(guider), sampler, sigmas, group.noisy, group.seed, held,
+                                     group.noise, join, levels, group.sigma)
+    return out, trajectory, sigmas
+
+
+def denoise_by_map(guider, sampler, sigmas: torch.Tensor, noisy_latent: torch.Tensor, seed: int,
+                   clean_latent: torch.Tensor, noise: torch.Tensor, join: torch.Tensor, levels: list,
+                   noisy_sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """`engine.denoise` for a strength map: one sampler run from each join level to the next, over `sigmas`
+    (the schedule with the join levels in it), each with a 0/1 mask of the cells joined so far. Where a part
+    joins, its latent is set to its clean latent noised with Add Noise's noise to that level, made as Add Noise
+    makes it; the parts at Add Noise's own level start from `noisy_latent` itself."""
+    model = guider.model_patcher
+    model_sampling, latent_format = model.get_model_object("model_sampling"), model.get_model_object("latent_format")
+    clean_in = latent_format.process_in(clean_latent)
+    parts = segments(sigmas, levels)
+    total, done, predictions = len(sigmas) - 1, 0, []
+    step_callback = engine.progress_callback(model, total, predictions)
+    x = None
+    for k, (level, part) in enumerate(parts):
+        held = latent_format.process_out(add_noise(model_sampling, clean_in, noise, level))
+        now = joining(join, level).to(held.device)
+        if x is None:
+            x = torch.where(now, noisy_latent, held) if abs(level - noisy_sigma) <= level * SAME_LEVEL else held
+        else:
+            x = torch.where(now, held, x.to(held.device))
+        mask = joined(join, level).to(noisy_latent.dtype)
+        offset = done
+        x = engine.sample(guider, sampler, part, x, seed, clean_latent, noise, mask,
+                          lambda step, x0, xs, _, offset=offset: step_callback(offset + step, x0, xs, total),
+                          final=k == len(parts) - 1)
+        done += len(part) - 1
+    return x, engine.trajectory_of(model, x, predictions)
+
+
+def without_mask_function(guider):
+    """A shallow copy of `guider` without a denoise_mask_function (the host's DifferentialDiffusion): a strength
+    map already says when each part joins, and the patch would threshold the map a second time."""
+    if "denoise_mask_function" not in guider.model_options:
+        return guider
+    logging.info("%s: the strength map sets when each part of the picture is denoised; the model's "
+                 "denoise_mask_function (Differential Diffusion) is not applied on top of it.", engine.NODE)
+    plain = copy.copy(guider)
+    plain.model_options = {k: v for k, v in guider.model_options.items() if k != "denoise_mask_function"}
+    return plain

@@ -14,7 +14,8 @@ from PIL import Image, ImageDraw, ImageFont
 from .add_noise import SDEditAddNoise
 from .common import CATEGORY, io
 from .decode import SDEditDecode
-from .denoise import SDEditDenoise, sampling_inputs
+from .denoise import SDEditDenoise
+from .widgets import sampling_inputs
 from .encode import SDEditEncode
 from .sweep_math import (centre_crop, format_strength, markdown_table, parse_strengths, psnr,
                          squared_and_absolute_error, tile_origins)

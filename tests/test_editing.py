@@ -1,4 +1,4 @@
-"""The Denoise node's sampler continuing from a noisy latent (nodes/denoise.py, ContinueFromNoisyLatent): no mask gives
+"""The Denoise node's sampler continuing from a noisy latent (nodes/engine.py, ContinueFromNoisyLatent): no mask gives
 today's result bit for bit, and every host sampler matches the host's own, on the real host runtime with the tiny
 random-weight SD1.5 checkpoint. Masks: tests/test_masking.py; repeats and batches: tests/test_pictures.py; sizes:
 tests/test_image_size.py."""
@@ -8,7 +8,8 @@ import pytest
 import torch
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
-from sdedit_img2img.nodes.denoise import ContinueFromNoisyLatent, SDEditDenoise
+from sdedit_img2img.nodes.denoise import SDEditDenoise
+from sdedit_img2img.nodes.engine import ContinueFromNoisyLatent
 from sdedit_img2img.nodes.encode import SDEditEncode
 from helpers import SEED, STEPS, STRENGTH, chain, left_keep_mask, picture
 

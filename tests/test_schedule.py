@@ -8,6 +8,7 @@ import comfy.samplers
 import pytest
 import torch
 from conftest import REPO
+from sdedit_img2img.nodes import schedules
 from sdedit_img2img.nodes import sdedit_math as sm
 from helpers import counting, eps_sampling, flow_sampling, picture, sdedit
 
@@ -44,20 +45,20 @@ def test_schedulers_that_met_the_target_keep_todays_sigmas_bit_for_bit(ms, step_
                 now = sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, step_mode)
                 today = sm.tail_schedule(ms, scheduler, steps, s, sigma0, step_mode)
                 if scheduler == "beta" and step_mode == "all":  # changed only where its tail is broken
-                    broken = len(today) > 2 and float(today[0] - today[1]) > sm.BROKEN_TAIL * float(today[1] - today[2])
+                    broken = len(today) > 2 and float(today[0] - today[1]) > schedules.BROKEN_TAIL * float(today[1] - today[2])
                     assert torch.equal(now, today) or broken
-                elif scheduler in sm.FLOORED_IN_ALL and step_mode == "all":  # changed only where it jumps to 0
-                    assert torch.equal(now, today) or (sm.floor_measured_on(ms) and sm.jumps_to_zero(today) and s < 1)
+                elif scheduler in schedules.FLOORED_IN_ALL and step_mode == "all":  # changed only where it jumps to 0
+                    assert torch.equal(now, today) or (schedules.floor_measured_on(ms) and schedules.jumps_to_zero(today) and s < 1)
                 else:
                     assert torch.equal(now, today), (scheduler, steps, s)
 
 
-@pytest.mark.parametrize("scheduler", sm.FLOORED_IN_ALL)
+@pytest.mark.parametrize("scheduler", schedules.FLOORED_IN_ALL)
 def test_simple_and_sgm_uniform_move_their_grid_down_to_the_lowest_level_where_they_jump_to_zero(scheduler):
     """In "all" mode on SD1.5's table, where the tail's last step (to 0) is more than twice the one before
     it: the same levels, moved down the grid until the lowest is the model's lowest, every gap the grid's own."""
     ms = eps_sampling()
-    assert sm.floor_measured_on(ms)
+    assert schedules.floor_measured_on(ms)
     changed = 0
     for steps in (3, 4, 7, 20, 24, 50):
         for s in [0.025] + [i / 20 for i in range(1, 21)]:
@@ -65,14 +66,14 @@ def test_simple_and_sgm_uniform_move_their_grid_down_to_the_lowest_level_where_t
             count, total = sm.step_plan(s, steps, "all")
             now = sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, "all")
             today = sm.tail_schedule(ms, scheduler, steps, s, sigma0, "all")
-            if steps < 4 or s == 1 or not sm.jumps_to_zero(today) or not bool((today[2:] < today[1:-1]).all()):
+            if steps < 4 or s == 1 or not schedules.jumps_to_zero(today) or not bool((today[2:] < today[1:-1]).all()):
                 assert torch.equal(now, today), (steps, s)
-                if steps < 4 or s == 1 or not sm.jumps_to_zero(today):  # the same cells with dpm_2 / uni_pc
+                if steps < 4 or s == 1 or not schedules.jumps_to_zero(today):  # the same cells with dpm_2 / uni_pc
                     assert torch.equal(sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, "all", True),
                                        sm.tail_schedule(ms, scheduler, steps, s, sigma0, "all", True)), (steps, s)
                 continue
             if torch.equal(now, today):  # already at the lowest level, or moved down it would reach above sigma0
-                floored = sm.floored_schedule(ms, scheduler, count, total, sigma0)
+                floored = schedules.floored_schedule(ms, scheduler, count, total, sigma0)
                 assert floored is None or torch.equal(floored, today)
                 continue
             changed += 1
@@ -87,7 +88,7 @@ def test_simple_and_sgm_uniform_move_their_grid_down_to_the_lowest_level_where_t
                 assert torch.equal(now[1:], sm.full_schedule(ms, "normal", total + 1)[-count:].float())
             # dpm_2 / uni_pc: as the host's KSampler, one step more of a one-step-longer schedule, penultimate dropped
             dp = sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, "all", discard_penultimate=True)
-            longer = sm.floored_schedule(ms, scheduler, count + 1, total + 1, sigma0)
+            longer = schedules.floored_schedule(ms, scheduler, count + 1, total + 1, sigma0)
             assert torch.equal(dp, sm.tail_schedule(ms, scheduler, steps, s, sigma0, "all", True) if longer is None
                                else torch.cat([longer[:-2], longer[-1:]])), (steps, s)
     assert changed >= 40
@@ -112,14 +113,14 @@ def other_samplings():
 def test_other_model_types_keep_the_hosts_tail_for_simple_and_sgm_uniform(name):
     ms = other_samplings()[name]
     would_jump = 0
-    for scheduler in sm.FLOORED_IN_ALL:
+    for scheduler in schedules.FLOORED_IN_ALL:
         for steps in (4, 7, 20, 50):
             for s in [i / 20 for i in range(1, 20)]:
                 sigma0 = sm.start_sigma(ms, s)
                 today = sm.tail_schedule(ms, scheduler, steps, s, sigma0, "all")
                 assert torch.equal(sm.sdedit_sigmas(ms, scheduler, steps, s, sigma0, "all"), today), (steps, s)
-                would_jump += sm.jumps_to_zero(today)
-    assert not sm.floor_measured_on(ms) and would_jump > 0  # the model type is what keeps them
+                would_jump += schedules.jumps_to_zero(today)
+    assert not schedules.floor_measured_on(ms) and would_jump > 0  # the model type is what keeps them
 
 
 @pytest.mark.parametrize("ms", [eps_sampling(), flow_sampling()], ids=["eps", "flow"])
@@ -140,10 +141,10 @@ def test_linear_quadratic_keeps_only_its_own_levels_below_the_start(ms, step_mod
                 assert torch.equal(now, today)
                 continue
             if torch.equal(now, today):  # past the longest schedule it builds: today's tail
-                assert float(sm.full_schedule(ms, "linear_quadratic", sm.LEVELS_BELOW_MAX)[-(count + 1)]) >= sigma0
+                assert float(sm.full_schedule(ms, "linear_quadratic", schedules.LEVELS_BELOW_MAX)[-(count + 1)]) >= sigma0
                 continue
             changed += 1
-            n = next(n for n in range(total + 1, sm.LEVELS_BELOW_MAX + 1)
+            n = next(n for n in range(total + 1, schedules.LEVELS_BELOW_MAX + 1)
                      if torch.equal(now[1:], sm.full_schedule(ms, "linear_quadratic", n)[-count:].float()))
             assert len(now) == count + 1 and float(now[0]) == pytest.approx(sigma0, rel=1e-6)
             assert float(sm.full_schedule(ms, "linear_quadratic", n)[-(count + 1)]) < sigma0  # wholly below
