@@ -11,7 +11,7 @@ const LINE_WIDGET = "sdedit_step_line";
 
 // The denoise nodes (step 3): each gets the step line, read from its steps/step_mode widgets and the Add
 // Noise upstream of its noisy_latent. SDEditSamplerCustom (the host's GUIDER and SAMPLER) may not exist yet.
-export const DENOISE_TYPES = ["SDEditSampler", "SDEditSamplerCustom"];
+export const DENOISE_TYPES = ["SDEditSampler", "SDEditSamplerCustom", "SDEditFlowEdit"];
 
 // One colour per step, numbered as the nodes are (and the example thumbnail): 1 Encode, 2 Add Noise, 3 Denoise
 // (both kinds), 4 Decode.
@@ -20,6 +20,7 @@ export const STEP_COLOURS = {
     SDEditAddNoise: { color: "#6e4a1f", bgcolor: "#96662b" },  // amber
     SDEditSampler: { color: "#2e5e3a", bgcolor: "#3f8050" },        // green
     SDEditSamplerCustom: { color: "#2e5e3a", bgcolor: "#3f8050" },  // green, the same step
+    SDEditFlowEdit: { color: "#2e5e3a", bgcolor: "#3f8050" },       // green: FlowEdit in place of Denoise
     SDEditDecode: { color: "#5a2e6e", bgcolor: "#7b3f96" },    // purple
 };
 
@@ -170,13 +171,19 @@ export async function stepLine(node) {
     const steps = Number(widget(node, "steps")?.value);
     const mode = widget(node, "step_mode")?.value ?? "proportional";
     const strength = upstreamStrength(node);
-    const title = "What SDEdit 3 · Denoise will run";
+    const flowEdit = typeOf(node) === "SDEditFlowEdit";
+    const title = flowEdit ? "What SDEdit 3 · FlowEdit will run" : "What SDEdit 3 · Denoise will run";
     if (strength === null) return { text: `strength unknown: connect SDEdit 2 · Add Noise (${steps} steps, ${mode})`, title };
     const plan = await stepPlan(strength, steps, mode, upstreamModelFile(node), tilingQuery(node));
     if (plan.error) return { text: `cannot plan: ${plan.error}`, title };
     if (plan.run === 0) return { text: `runs 0 of ${plan.of} steps: strength 0 keeps the image`, title };
     const schedule = plan.assumed ? `${plan.schedule}'s schedule (assumed; strength ${strength.toFixed(2)})`
                                   : `${plan.schedule}'s schedule (strength ${strength.toFixed(2)})`;
+    if (flowEdit) {  // source and target per level, each noise draw of `average`
+        const calls = 2 * Math.max(1, Number(widget(node, "average")?.value) || 1);
+        return { text: `FlowEdit: ${plan.run} levels from σ = ${plan.sigma.toFixed(3)} on ${schedule}, ${calls} model calls per level${tilingText(plan.tiles)}`,
+                 title: `${title}; σ on ${plan.schedule}'s noise schedule: ${plan.reason}` };
+    }
     return { text: `runs ${plan.run} of ${plan.of} steps from σ = ${plan.sigma.toFixed(3)} on ${schedule}${tilingText(plan.tiles)}`,
              title: `${title}; σ on ${plan.schedule}'s noise schedule: ${plan.reason}` };
 }

@@ -14,7 +14,8 @@ REGION = EXAMPLES / "input" / "sdedit_region.png"
 REGION_MASK = EXAMPLES / "input" / "sdedit_region_mask.png"
 MAP_MASK = EXAMPLES / "input" / "sdedit_strength_map_mask.png"
 VIDEO = EXAMPLES / "input" / "sdedit_video.mp4"
-NAMES = ["sdedit_strokes", "sdedit_repeats", "sdedit_region", "sdedit_strength_map", "sdedit_upscale", "sdedit_video"]
+NAMES = ["sdedit_strokes", "sdedit_repeats", "sdedit_region", "sdedit_strength_map", "sdedit_upscale", "sdedit_video",
+         "sdedit_flowedit"]
 
 
 def wan_models() -> dict:
@@ -45,7 +46,7 @@ def prompt_of(name, checkpoint_path, steps=4):
     for node in prompt.values():
         if node["class_type"] == "CheckpointLoaderSimple":
             node["inputs"]["ckpt_name"] = checkpoint_path.name
-        if node["class_type"] == "SDEditSampler":
+        if node["class_type"] in ("SDEditSampler", "SDEditFlowEdit"):
             node["inputs"]["steps"] = steps
     return prompt
 
@@ -84,6 +85,16 @@ def test_the_region_example_edits_the_small_mask_and_keeps_the_big_rest(server, 
     mask = np.asarray(Image.open(REGION_MASK).convert("L")) > 0
     assert mask.sum() < 128 * 128 and np.array_equal(out[~mask], source[~mask]), "outside the mask: the input"
     assert np.abs(out[mask] - source[mask]).mean() > 5, "the masked apple was edited"
+
+
+def test_the_flowedit_example_runs_as_loaded(server, checkpoint_path):
+    prompt = prompt_of("sdedit_flowedit", checkpoint_path, steps=2)  # strength 0.7: 1 level, 2 model calls
+    [flowedit] = [n for n in prompt.values() if n["class_type"] == "SDEditFlowEdit"]
+    texts = {k: n["inputs"]["text"] for k, n in prompt.items() if n["class_type"] == "CLIPTextEncode"}
+    assert texts[flowedit["inputs"]["source_positive"][0]] != texts[flowedit["inputs"]["target_positive"][0]]
+    out = run(server, prompt)
+    source = np.asarray(Image.open(SAMPLE_IMAGE).convert("RGB"), dtype=np.int16)
+    assert out.shape == source.shape and np.abs(out - source).mean() > 1.0, "the target prompt edited it"
 
 
 def test_the_strength_map_example_edits_by_its_three_levels_and_keeps_black(server, checkpoint_path):

@@ -29,6 +29,7 @@ from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
 from sdedit_img2img.nodes.denoise import SDEditDenoise
 from sdedit_img2img.nodes.encode import SDEditEncode
+from sdedit_img2img.nodes.flowedit import SDEditFlowEdit
 
 SEED, STEPS, CFG = 11, 4, 3.0
 
@@ -337,3 +338,42 @@ def test_the_hosts_inpaint_model_conditioning_with_sdedits_mask(family):
     assert torch.equal(decoded[0][keep], image[0][keep])
     plain = family_chain(spec, model, vae, conds, image, 0.7, mask=mask)[1]
     assert float((out["samples"] - plain["samples"]).abs().mean()) > 1e-3
+
+
+# --- SDEdit 3 · FlowEdit on every family: it runs, equal prompts give the input back, a mask keeps its pixels ------
+
+def flowedit_chain(model, vae, conds, image, cfg, steps, mask, same=False):
+    """(clean latent, FlowEdit's latent, decoded) at strength 0.7; source conds[0], target conds[1] (or conds[0])."""
+    latent = SDEditEncode.execute(image, vae, mask=mask)[0]
+    noisy = SDEditAddNoise.execute(model, latent, 0.7, SEED)[0]
+    out = SDEditFlowEdit.execute(model, conds[0], conds[0] if same else conds[1], conds[1], noisy, steps, cfg, cfg,
+                                 "normal", "proportional")[0]
+    return latent, out, SDEditDecode.execute(out, vae)[0]
+
+
+def assert_flowedit_keeps_and_edits(model, vae, conds, image, mask, cfg, steps=FAMILY_STEPS):
+    latent, same, _ = flowedit_chain(model, vae, conds, image, cfg, steps, mask, same=True)
+    assert torch.equal(same["samples"], latent["samples"]), "equal prompts and cfgs: the input back"
+    _, out, decoded = flowedit_chain(model, vae, conds, image, cfg, steps, mask)
+    keep = mask[0] == 0
+    assert decoded.shape == image.shape
+    for f in range(image.shape[0]):
+        assert torch.equal(decoded[f][keep], image[f][keep]), f"frame {f}: the kept pixels are the input's"
+    assert float((decoded[:, ~keep] - image[:, ~keep]).abs().mean()) > 1e-3, "the target prompt edits the rest"
+
+
+def test_each_family_flowedit(family):
+    spec, model, vae, conds = family
+    assert_flowedit_keeps_and_edits(model, vae, conds, family_picture(3), family_mask(), spec.cfg)
+
+
+def test_sd3_flowedit(sd3):
+    model, vae, conds = sd3
+    assert_flowedit_keeps_and_edits(model, vae, conds, picture(3), left_keep_mask(40), CFG, steps=4)
+
+
+def test_wan_flowedit_on_a_6_frame_video(wan):
+    model, vae, conds = wan
+    mask = torch.ones(1, 32, 48)
+    mask[:, :, :24] = 0.0
+    assert_flowedit_keeps_and_edits(model, vae, conds, video(6), mask, CFG, steps=4)

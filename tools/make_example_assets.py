@@ -5,6 +5,8 @@
     python tools/make_example_assets.py --edit   the stroke painting and its mask, and the strokes and
                                                  repeats examples (tools/example_assets/editing.py);
                                                  the repeats use the sample, so run the first one first
+    python tools/make_example_assets.py --flowedit  the FlowEdit example, from the img2img example's files
+                                                 (tools/example_assets/flowedit.py)
     python tools/make_example_assets.py --video  the input video (PyAV) and the video example on Wan 2.1
                                                  (tools/example_assets/video.py)
     python tools/make_example_assets.py --thumbnails   every example's thumbnail only (tests/test_thumbnails.py
@@ -25,15 +27,18 @@ if __package__:  # imported as tools.make_example_assets (the tests)
     from .example_assets.basic import basic_examples, basic_thumbnails, sweep_workflows
     from .example_assets.common import EXAMPLES, STEP_COLOURS, report, save_thumbnail
     from .example_assets.editing import edit_examples, edit_thumbnails
+    from .example_assets.flowedit import flowedit_examples
     from .example_assets.video import video_examples, video_thumbnails
 else:  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from example_assets.basic import basic_examples, basic_thumbnails, sweep_workflows
     from example_assets.common import EXAMPLES, STEP_COLOURS, report, save_thumbnail
     from example_assets.editing import edit_examples, edit_thumbnails
+    from example_assets.flowedit import flowedit_examples
     from example_assets.video import video_examples, video_thumbnails
 
-__all__ = ["STEP_COLOURS", "basic_examples", "edit_examples", "main", "sweep_workflows", "thumbnails", "video_examples"]
+__all__ = ["STEP_COLOURS", "basic_examples", "edit_examples", "flowedit_examples", "main", "sweep_workflows", "thumbnails",
+           "video_examples"]
 
 
 def thumbnails() -> dict:
@@ -47,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edit", action="store_true",
                         help="write the editing examples (strokes, repeats) instead of the basic ones")
+    parser.add_argument("--flowedit", action="store_true", help="write the FlowEdit example instead of the basic ones")
     parser.add_argument("--video", action="store_true", help="write the video example instead of the basic ones")
     parser.add_argument("--thumbnails", action="store_true",
                         help="redraw every example's thumbnail (.jpg) only, from today's code")
@@ -58,7 +64,8 @@ def main(argv: list[str] | None = None) -> None:
             written.append(EXAMPLES / f"{name}.jpg")
         report(written)
         return
-    report(edit_examples() if args.edit else video_examples() if args.video else basic_examples())
+    report(edit_examples() if args.edit else video_examples() if args.video else
+           flowedit_examples() if args.flowedit else basic_examples())
 
 
 if __name__ == "__main__":

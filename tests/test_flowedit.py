@@ -1,0 +1,279 @@
+"""SDEdit 3 · FlowEdit checked against its closed form, on the host's real guider and model wrapper.
+
+Data of each prompt is Gaussian, N(m_prompt, s^2) per element, and CFG mixes the means linearly
+(m = m_neg + cfg (m_prompt - m_neg)). The ideal denoiser at x = a X + sigma N (a = 1 for EPS, 1 - sigma for
+flow) is D = m + c (x - a m), c = a s^2 / (a^2 s^2 + sigma^2), so V_tar - V_src = [(1 - c) d - (1 - c a) dm] / sigma
+with d = Z - X: the noise drops out and FlowEdit's edit d follows a scalar recurrence over the levels.
+The denoiser replaces the U-Net through the host's model_function_wrapper; each prompt's mean is read from its
+conditioning tensor.
+"""
+import nodes as host_nodes
+from comfy_extras.nodes_latent import LatentBatch
+import pytest
+import torch
+from helpers import flow_sampling, left_keep_mask, picture
+from sdedit_img2img.nodes import pictures
+from sdedit_img2img.nodes import sdedit_math as sm
+from sdedit_img2img.nodes.add_noise import SDEditAddNoise
+from sdedit_img2img.nodes.decode import SDEditDecode
+from sdedit_img2img.nodes.encode import SDEditEncode
+from sdedit_img2img.nodes.flowedit import SDEditFlowEdit
+
+S = 0.8
+M_SOURCE, M_TARGET, M_NEG = 0.2, 0.9, 0.1
+
+
+def prompt(mean):
+    return [[torch.full((1, 2, 768), float(mean)), {}]]
+
+
+def gaussian(model, flow, seen=None):
+    """A clone of `model` whose prediction is the ideal denoiser of the prompt's Gaussian; `flow`: rectified flow
+    (shift 3) instead of the model's EPS schedule. `seen` collects the levels of every call."""
+    patched = model.clone()
+    if flow:
+        patched.add_object_patch("model_sampling", flow_sampling(3.0))
+
+    def ideal(apply_model, args):
+        x, sigma = args["input"], args["timestep"].view(-1, 1, 1, 1).to(torch.float64)
+        m = args["c"]["c_crossattn"][:, 0, 0].view(-1, 1, 1, 1).to(torch.float64)
+        a = 1.0 - sigma if flow else torch.ones_like(sigma)
+        if seen is not None:
+            seen.extend(float(s) for s in sigma.flatten())
+        return (m + a * S ** 2 / (a ** 2 * S ** 2 + sigma ** 2) * (x - a * m)).to(x.dtype)
+    patched.set_model_unet_function_wrapper(ideal)
+    return patched
+
+
+def mixed(mean, cfg):
+    return mean if cfg == 1.0 else M_NEG + cfg * (mean - M_NEG)
+
+
+def closed_form(model_sampling, sigmas, flow, source_cfg, target_cfg) -> float:
+    """The edit d after every level, in float64."""
+    dm = mixed(M_TARGET, target_cfg) - mixed(M_SOURCE, source_cfg)
+    d = 0.0
+    for sigma, nxt in zip(sigmas[:-1].tolist(), sigmas[1:].tolist()):
+        a = 1.0 - sigma if flow else 1.0
+        c = a * S ** 2 / (a ** 2 * S ** 2 + sigma ** 2)
+        d += (nxt - sigma) * ((1 - c) * d - (1 - c * a) * dm) / sigma
+    return d
+
+
+def picture_latent(model):
+    fmt = model.get_model_object("latent_format")
+    y = torch.linspace(-2, 2, 4 * 8 * 12).view(1, 4, 8, 12)  # model space
+    return y, {"samples": fmt.process_out(y)}
+
+
+def flowedit(model, latent, strength=0.6, seed=3, steps=10, source=M_SOURCE, target=M_TARGET, source_cfg=1.0,
+             target_cfg=3.0, scheduler="normal", step_mode="proportional", **options):
+    noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
+    return SDEditFlowEdit.execute(model, prompt(source), prompt(target), prompt(M_NEG), noisy, steps, source_cfg,
+                                  target_cfg, scheduler, step_mode, **options)
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["eps", "flow"])
+@pytest.mark.parametrize("step_mode", ["proportional", "all"])
+def test_flowedit_is_its_closed_form_recurrence(sd15, flow, step_mode):
+    model = gaussian(sd15[0], flow)
+    y, latent = picture_latent(model)
+    ms = model.get_model_object("model_sampling")
+    out = flowedit(model, latent, strength=0.7, steps=12, step_mode=step_mode)[0]
+    sigmas = sm.sdedit_sigmas(ms, "normal", 12, 0.7, sm.start_sigma(ms, 0.7), step_mode)
+    d = closed_form(ms, sigmas, flow, 1.0, 3.0)
+    edited = model.get_model_object("latent_format").process_in(out["samples"]) - y
+    assert abs(d) > 0.3, "the edit moves the picture"
+    torch.testing.assert_close(edited, torch.full_like(edited, d), rtol=0, atol=1e-5)
+    assert pictures.carried(out)[0].sigma is None  # denoised: Decode reads it as a clean latent
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["eps", "flow"])
+def test_two_seeds_give_the_same_edit(sd15, flow):
+    """The noise is shared by the two branches: with the closed-form model the result does not depend on it."""
+    model = gaussian(sd15[0], flow)
+    _, latent = picture_latent(model)
+    one = flowedit(model, latent, seed=1)[0]["samples"]
+    other = flowedit(model, latent, seed=2024)[0]["samples"]
+    averaged = flowedit(model, latent, seed=5, average=3)[0]["samples"]
+    torch.testing.assert_close(one, other, rtol=1e-6, atol=1e-5)  # float32 rounding of values up to ~20
+    torch.testing.assert_close(one, averaged, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["eps", "flow"])
+def test_equal_prompts_and_cfgs_give_the_input_back(sd15, flow):
+    model = gaussian(sd15[0], flow)
+    _, latent = picture_latent(model)
+    out, trajectory = flowedit(model, latent, target=M_SOURCE, target_cfg=1.0)
+    assert torch.equal(out["samples"], latent["samples"])
+    assert trajectory["samples"].shape[0] == 6  # round(0.6 x 10) levels
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["eps", "flow"])
+@pytest.mark.parametrize("strength,step_mode", [(0.4, "proportional"), (0.85, "all")])
+def test_the_first_level_is_the_strengths(sd15, flow, strength, step_mode):
+    seen = []
+    model = gaussian(sd15[0], flow, seen)
+    _, latent = picture_latent(model)
+    flowedit(model, latent, strength=strength, steps=10, step_mode=step_mode)
+    ms = model.get_model_object("model_sampling")
+    levels = sorted(set(seen), reverse=True)
+    assert levels[0] == pytest.approx(sm.start_sigma(ms, strength), rel=1e-6)
+    assert len(levels) == sm.step_plan(strength, 10, step_mode)[0]
+    assert len(seen) == 3 * len(levels)  # per level: the source's cond (cfg 1), the target's cond and uncond
+
+
+def test_the_last_levels_as_ordinary_sampling(sd15):
+    """sample_last (the paper's n_min): those levels take one branch, the target's."""
+    seen = []
+    model = gaussian(sd15[0], True, seen)
+    _, latent = picture_latent(model)
+    out = flowedit(model, latent, steps=10, sample_last=2)[0]
+    assert len(seen) == 3 * 4 + 2 * 2  # 4 FlowEdit levels (source at cfg 1: cond only), 2 sampled (cond, uncond)
+    plain = flowedit(model, latent, steps=10)[0]
+    assert float((out["samples"] - plain["samples"]).abs().max()) > 1e-3
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["eps", "flow"])
+def test_the_kept_region_of_a_mask_is_the_input_exactly(sd15, flow):
+    model = gaussian(sd15[0], flow)
+    y, latent = picture_latent(model)
+    mask = torch.ones(1, 64, 96)
+    mask[:, :, :48] = 0.0  # the left 6 of the 12 latent columns kept
+    masked = host_nodes.SetLatentNoiseMask().set_mask(latent, mask)[0]
+    out = flowedit(model, masked)[0]["samples"]
+    assert torch.equal(out[..., :6], latent["samples"][..., :6])
+    assert float((out[..., 6:] - latent["samples"][..., 6:]).abs().min()) > 0.1
+
+
+def test_a_latent_that_skipped_add_noise_is_refused(sd15):
+    model = gaussian(sd15[0], False)
+    _, latent = picture_latent(model)
+    with pytest.raises(ValueError, match="SDEdit 3 · FlowEdit: input 'noisy_latent' carries no SDEdit noise level"):
+        SDEditFlowEdit.execute(model, prompt(0), prompt(1), prompt(0), latent, 10, 1.0, 1.0, "normal", "proportional")
+
+
+def test_a_prompt_of_another_models_shape_is_refused(sd15):
+    model = gaussian(sd15[0], False)
+    _, latent = picture_latent(model)
+    noisy = SDEditAddNoise.execute(model, latent, 0.5, 1)[0]
+    other = [[torch.zeros(1, 2, 4096), {}]]
+    with pytest.raises(ValueError, match="input 'source_positive' holds text tokens 4096 wide, but this model takes 768"):
+        SDEditFlowEdit.execute(model, other, prompt(1), prompt(0), noisy, 10, 1.0, 1.0, "normal", "proportional")
+
+
+def test_strength_0_gives_the_input(sd15):
+    model = gaussian(sd15[0], False)
+    _, latent = picture_latent(model)
+    out = flowedit(model, latent, strength=0.0)[0]
+    assert torch.equal(out["samples"], latent["samples"])
+
+
+# --- composition with the chain ------------------------------------------------------------------------------------
+
+def test_a_grey_map_of_one_value_is_flowedit_at_that_strength(sd15):
+    model = gaussian(sd15[0], True)
+    _, latent = picture_latent(model)
+    mapped = host_nodes.SetLatentNoiseMask().set_mask(latent, torch.full((1, 64, 96), 0.5))[0]
+    assert torch.equal(flowedit(model, mapped, strength=0.8)[0]["samples"],
+                       flowedit(model, latent, strength=0.4)[0]["samples"])
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["eps", "flow"])
+def test_each_part_of_a_grey_map_is_edited_from_its_own_level(sd15, flow):
+    seen = []
+    model = gaussian(sd15[0], flow, seen)
+    y, latent = picture_latent(model)
+    mask = torch.ones(1, 64, 96)
+    mask[:, :, :48] = 0.5  # the left half at half the strength
+    out = flowedit(model, host_nodes.SetLatentNoiseMask().set_mask(latent, mask)[0], strength=0.8)[0]
+    ms = model.get_model_object("model_sampling")
+    schedule = torch.tensor(sorted(set(seen), reverse=True) + [0.0], dtype=torch.float64)
+    edited = model.get_model_object("latent_format").process_in(out["samples"]) - y
+    for cells, strength in ((slice(0, 6), 0.4), (slice(6, 12), 0.8)):
+        start = sm.start_sigma(ms, strength)
+        assert any(abs(float(s) - start) <= 1e-6 * start for s in schedule), "the part's own level is in the run"
+        d = closed_form(ms, schedule[schedule <= start * (1 + 1e-6)], flow, 1.0, 3.0)
+        part = edited[..., cells]
+        torch.testing.assert_close(part, torch.full_like(part, d), rtol=0, atol=1e-5)
+
+
+def test_repeat_latent_batch_and_mixed_strengths_edit_each_picture_as_if_alone(sd15):
+    model = gaussian(sd15[0], True)
+    _, latent = picture_latent(model)
+    noisy = {s: SDEditAddNoise.execute(model, latent, s, 3)[0] for s in (0.4, 0.7)}
+    alone = {s: SDEditFlowEdit.execute(model, prompt(M_SOURCE), prompt(M_TARGET), prompt(M_NEG), noisy[s], 10, 1.0,
+                                       3.0, "normal", "proportional")[0]["samples"] for s in noisy}
+    repeated = host_nodes.RepeatLatentBatch().repeat(noisy[0.4], 2)[0]
+    mixed_batch = LatentBatch.execute(noisy[0.4], noisy[0.7])[0]
+    for batch, expected, levels in ((repeated, [alone[0.4]] * 2, 4), (mixed_batch, [alone[0.4], alone[0.7]], 7)):
+        out, trajectory = SDEditFlowEdit.execute(model, prompt(M_SOURCE), prompt(M_TARGET), prompt(M_NEG), batch, 10,
+                                                 1.0, 3.0, "normal", "proportional")
+        torch.testing.assert_close(out["samples"], torch.cat(expected), rtol=1e-6, atol=1e-5)
+        assert trajectory["samples"].shape[0] == 2 * levels  # step-major over the longest run (strength x 10 levels)
+    assert float((alone[0.4] - alone[0.7]).abs().max()) > 0.1
+
+
+def test_tiled_flowedit_is_untiled_flowedit_on_a_model_of_each_cell(sd15):
+    shapes = []
+    model = gaussian(sd15[0], True)
+    recording = model.clone()
+    inner = recording.model_options["model_function_wrapper"]
+
+    def record(apply_model, args):
+        shapes.append(tuple(args["input"].shape))
+        return inner(apply_model, args)
+    recording.set_model_unet_function_wrapper(record)
+    _, latent = picture_latent(model)
+    untiled = flowedit(model, latent)[0]["samples"]
+    tiled = flowedit(recording, latent, tiling="on", tile_size=48, tile_overlap=16)[0]["samples"]
+    assert shapes and all(s[-2:] == (6, 6) for s in shapes), "every model call sees tiles"
+    torch.testing.assert_close(tiled, untiled, rtol=1e-6, atol=1e-5)
+
+
+# --- the real SD1.5 U-Net and VAE: identity, the kept pixels, crop_to_mask, tiling --------------------------------
+
+@pytest.fixture(scope="module")
+def prompts(sd15):
+    encode = host_nodes.CLIPTextEncode().encode
+    return [encode(sd15[1], text)[0] for text in ("photo of a green apple", "photo of a red apple", "blurry")]
+
+
+def real_chain(sd15, prompts, image, target=1, **encode_and_tiling):
+    model, _, vae = sd15
+    tiling = {k: encode_and_tiling.pop(k) for k in list(encode_and_tiling) if k.startswith("til")}
+    latent = SDEditEncode.execute(image, vae, **encode_and_tiling)[0]
+    noisy = SDEditAddNoise.execute(model, latent, 0.6, 5)[0]
+    out = SDEditFlowEdit.execute(model, prompts[0], prompts[target], prompts[2], noisy, 5, 5.0, 5.0, "normal",
+                                 "proportional", **tiling)[0]
+    return latent, out, SDEditDecode.execute(out, vae)[0]
+
+
+def test_sd15_equal_prompts_give_the_input_and_a_mask_keeps_its_pixels(sd15, prompts):
+    image, mask = picture(1), left_keep_mask(48)
+    latent, same, _ = real_chain(sd15, prompts, image, target=0, mask=mask)
+    assert torch.equal(same["samples"], latent["samples"])
+    latent, out, decoded = real_chain(sd15, prompts, image, mask=mask)
+    assert torch.equal(out["samples"][..., :6], latent["samples"][..., :6])
+    assert torch.equal(decoded[:, :, :48], image[:, :, :48])
+    assert float((decoded[:, :, 48:] - image[:, :, 48:]).abs().mean()) > 1e-3
+
+
+def test_sd15_crop_to_mask_edits_the_region_and_keeps_the_rest(sd15, prompts):
+    image = picture(2, height=128, width=192)
+    mask = torch.zeros(1, 128, 192)
+    mask[:, 40:88, 64:128] = 1.0
+    latent, out, decoded = real_chain(sd15, prompts, image, mask=mask, crop_to_mask=True, crop_size=64,
+                                         crop_padding=8, crop_factor=1.0)
+    assert pictures.carried(latent)[0].region is not None, "a crop, not the whole picture"
+    keep = (mask == 0).expand(1, 128, 192)
+    assert decoded.shape == image.shape and torch.equal(decoded[keep], image[keep])
+    assert float((decoded[~keep] - image[~keep]).abs().mean()) > 1e-3
+
+
+def test_sd15_tiled_keeps_its_pixels_across_tile_borders(sd15, prompts):
+    image, mask = picture(1), left_keep_mask(48)
+    latent, out, decoded = real_chain(sd15, prompts, image, mask=mask, tiling="on", tile_size=48, tile_overlap=16)
+    _, untiled, _ = real_chain(sd15, prompts, image, mask=mask)
+    assert torch.equal(decoded[:, :, :48], image[:, :, :48])
+    assert not torch.equal(out["samples"][..., 6:], untiled["samples"][..., 6:]), "the U-Net saw tiles"
