@@ -28,7 +28,8 @@ class SDEditEncode(io.ComfyNode):
             category=CATEGORY,
             description="The first of the four SDEdit nodes: encodes the input image into the latent space "
                         "with the checkpoint's VAE. With a mask only the masked part is edited; the rest "
-                        "comes back from the input pixel for pixel.",
+                        "comes back from the input pixel for pixel; masked_content sets what the masked part starts "
+                        "from (fill: to remove an object).",
             inputs=[
                 io.Image.Input("image", tooltip="The picture to start from (alpha is ignored)."),
                 io.Vae.Input("vae", tooltip="The VAE of the checkpoint that will denoise the latent."),

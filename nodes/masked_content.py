@@ -33,16 +33,17 @@ def noise_seed(seed: int) -> int:
 
 
 def latent_cells(working_mask: torch.Tensor, latent_shape) -> torch.Tensor:
-    """One picture's (or video's) mask in the frame the VAE saw, (n, 1, H, W) per picture or per frame -> bool
-    (1, 1, *latent grid): the cells any pixel above 0 falls in. A video's per-frame masks follow the VAE's own
-    groups of frames (masking.to_latent_frames), where they fit them."""
-    shape = (1, *latent_shape[1:])
+    """A mask in the frame the VAE saw -> bool (batch, 1, *latent grid): the cells any pixel above 0 falls in.
+    Pictures: (1 or batch, 1, H, W), one per picture. A video (one latent row): (frames, 1, H, W), whose per-frame
+    masks follow the VAE's own groups of frames (masking.to_latent_frames) where they fit them."""
     m = working_mask.float()
-    if len(shape) == 5 and m.shape[0] > 1:
-        grouped = to_latent_frames(m, shape[2])
+    if len(latent_shape) == 5:
+        shape = (1, *latent_shape[1:])
+        grouped = to_latent_frames(m, shape[2]) if m.shape[0] > 1 else None
         if grouped is not None:
             return F.adaptive_max_pool3d(grouped, shape[2:]) > 0
-    return latent_map(m if len(shape) == 4 else m.reshape(1, 1, -1, *m.shape[-2:]), shape) > 0
+        return latent_map(m.reshape(1, 1, -1, *m.shape[-2:]), shape) > 0
+    return latent_map(m, latent_shape) > 0
 
 
 def take_masked(samples: torch.Tensor, content: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
@@ -51,11 +52,12 @@ def take_masked(samples: torch.Tensor, content: torch.Tensor, cells: torch.Tenso
 
 
 def start_in_add_noise(samples: torch.Tensor, records, latent_format, draw_noise) -> torch.Tensor:
-    """The latent Add Noise noises: each row whose record asks for "latent noise" or "latent nothing" with that
-    content in its masked cells. `draw_noise()` gives N(0, 1) noise of the batch's shape (called once, where
-    needed); the content is made in the model's space and brought to the latent's with the model's own
-    latent_format.process_out, so 0 and N(0, 1) are the model's."""
-    rows = [i for i, r in enumerate(records) if r.masked_content in IN_ADD_NOISE and r.working_mask is not None]
+    """The latent Add Noise noises: each clean row whose record asks for "latent noise" or "latent nothing" with
+    that content in its masked cells (a row Denoise made carries "original": a repeat starts from its result).
+    `draw_noise()` gives N(0, 1) noise of the batch's shape (called once, where needed); the content is made in
+    the model's space and brought to the latent's by the model's own latent_format.process_out."""
+    rows = [i for i, r in enumerate(records)
+            if r.masked_content in IN_ADD_NOISE and r.working_mask is not None and r.sigma is None]
     if not rows:
         return samples
     noise = draw_noise() if any(records[i].masked_content == "latent noise" for i in rows) else None

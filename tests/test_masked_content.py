@@ -52,7 +52,8 @@ def test_original_is_todays_latent_and_picture_bit_for_bit(model, conds, vae):
 @pytest.mark.parametrize("mode", MODES)
 def test_every_mode_changes_only_the_masked_cells_and_keeps_the_kept_pixels(model, conds, vae, mode):
     image, mask = picture(3), object_mask()
-    reference, reference_noisy, _ = chain(model, conds, vae, image, "original", mask=mask)
+    reference = SDEditEncode.execute(image, vae, mask=mask)[0]
+    reference_noisy = SDEditAddNoise.execute(model, reference, 0.6, SEED)[0]
     latent, noisy, decoded = chain(model, conds, vae, image, mode, mask=mask)
     inside = cells_of(mask, latent["samples"]).expand_as(latent["samples"])
     start = SDEditAddNoise.execute(model, latent, 0.0, SEED)[0]["samples"]  # what the masked part starts from
@@ -144,3 +145,111 @@ def test_a_repeat_starts_from_the_last_result_not_the_mode_again(model, conds, v
     first = denoise(model, conds, latent)
     again = SDEditAddNoise.execute(model, first, 0.0, SEED)[0]
     assert torch.equal(again["samples"], first["samples"])
+
+
+# --- composition: crop_to_mask, a grey mask, a video, a repeat ------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["fill", "latent nothing"])
+def test_crop_to_mask_changes_only_each_crops_masked_cells(model, conds, vae, mode):
+    """Two regions, two crops: each crop's cells away from its own mask are the original crop's; the picture's
+    kept pixels come back exact from the stitch."""
+    image = picture(2, height=96, width=128)
+    mask = torch.zeros(1, 96, 128)
+    mask[:, 12:30, 10:34] = 1.0
+    mask[:, 60:84, 90:118] = 1.0
+    crops = {"crop_to_mask": True, "crop_size": 64, "crop_padding": 8, "crop_factor": 1.2, "mask": mask}
+    reference = SDEditEncode.execute(image, vae, **crops)[0]
+    latent = SDEditEncode.execute(image, vae, masked_content=mode, **crops)[0]
+    assert latent["samples"].shape[0] == 2
+    start = SDEditAddNoise.execute(model, latent, 0.0, SEED)[0]["samples"]
+    inside = torch.cat([cells_of(r.working_mask, start) for r in pictures.carried(latent)]).expand_as(start)
+    assert torch.equal(start[~inside], reference["samples"][~inside])
+    assert not torch.equal(start[inside], reference["samples"][inside])
+    decoded = SDEditDecode.execute(denoise(model, conds, latent), vae)[0]
+    keep = mask[0] == 0
+    assert torch.equal(decoded[0][keep], image[0][keep])
+
+
+@pytest.mark.parametrize("mode", ["fill", "latent nothing"])
+def test_a_grey_mask_starts_its_grey_part_from_the_content_too(model, conds, vae, mode):
+    """A strength map: the grey part joins later, from the same content as the rest of the masked part (Add
+    Noise's start); away from the mask every cell is the original's, and the kept pixels come back exact."""
+    image = picture(3)
+    mask = object_mask()
+    mask[:, 20:44, 30:46] = 0.5
+    reference = SDEditEncode.execute(image, vae, mask=mask)[0]
+    latent = SDEditEncode.execute(image, vae, mask=mask, masked_content=mode)[0]
+    start = SDEditAddNoise.execute(model, latent, 0.0, SEED)[0]["samples"]
+    noisy = SDEditAddNoise.execute(model, latent, 0.6, SEED)[0]
+    inside = cells_of(mask, start).expand_as(start)
+    assert torch.equal(pictures.carried(noisy)[0].start[None], start), "the grey part joins from the content"
+    assert torch.equal(start[~inside], reference["samples"][~inside])
+    out = SDEditDenoise.execute(model, *conds, noisy, STEPS, 5.0, "euler", "normal", "proportional")[0]
+    decoded = SDEditDecode.execute(out, vae)[0]
+    keep = mask[0] == 0
+    assert torch.equal(decoded[0][keep], image[0][keep])
+
+
+def test_a_repeated_batch_draws_its_own_noise_per_picture(model, conds, vae):
+    """Repeat Latent Batch between Encode and Add Noise: every copy starts its masked part from noise of its own
+    (one draw per batch entry, as the SDEdit noise), the rest of each is the original's."""
+    image, mask = picture(1), object_mask()
+    reference = SDEditEncode.execute(image, vae, mask=mask)[0]
+    latent = SDEditEncode.execute(image, vae, mask=mask, masked_content="latent noise")[0]
+    repeated = host_nodes.RepeatLatentBatch().repeat(latent, 2)[0]
+    start = SDEditAddNoise.execute(model, repeated, 0.0, SEED)[0]["samples"]
+    inside = cells_of(mask, start)[0].expand_as(start[0])
+    assert not torch.equal(start[0][inside], start[1][inside])
+    for row in start:
+        assert torch.equal(row[~inside], reference["samples"][0][~inside])
+    decoded = SDEditDecode.execute(denoise(model, conds, repeated), vae)[0]
+    keep = mask[0] == 0
+    assert decoded.shape[0] == 2 and all(torch.equal(d[keep], image[0][keep]) for d in decoded)
+
+
+@pytest.fixture(scope="module")
+def wan():
+    return load(families.ensure_wan(), 1)
+
+
+@pytest.mark.parametrize("mode,frames", [("fill", 5), ("latent nothing", 6)])
+def test_a_video_changes_only_the_masked_cells_of_each_latent_frame(wan, mode, frames):
+    """Per-frame masks on the Wan VAE's groups of frames (frame 0 alone, then 4 a latent frame): the box is masked
+    in the last frames only, so latent frame 0 (frame 0) is the original's whole; kept pixels exact in every frame."""
+    model, vae, conds = wan
+    clip = torch.cat([picture(1 + f, height=32, width=48) for f in range(frames)])
+    mask = torch.zeros(frames, 32, 48)
+    mask[1:, 8:24, 12:36] = 1.0
+    reference = SDEditEncode.execute(clip, vae, mask=mask)[0]["samples"]
+    latent = SDEditEncode.execute(clip, vae, mask=mask, masked_content=mode)[0]
+    start = SDEditAddNoise.execute(model, latent, 0.0, SEED)[0]["samples"]
+    assert start.ndim == 5
+    inside = torch.zeros_like(start, dtype=torch.bool)
+    inside[:, :, 1:, 1:3, 1:5] = True  # latent frames 1.. ; rows 8-23 and columns 12-35 fall in cells 1-2, 1-4
+    assert torch.equal(start[~inside], reference[~inside])
+    if mode == "latent nothing":
+        assert bool((model.get_model_object("latent_format").process_in(start)[inside] == 0).all())
+    else:
+        assert not torch.equal(start[inside], reference[inside])
+    out = SDEditDenoise.execute(model, *conds, SDEditAddNoise.execute(model, latent, 0.6, SEED)[0], 4, 3.0, "euler",
+                                "normal", "proportional")[0]
+    decoded = SDEditDecode.execute(out, vae)[0]
+    assert decoded.shape == clip.shape
+    for f in range(frames):
+        keep = mask[f] == 0
+        assert torch.equal(decoded[f][keep], clip[f][keep]), f"frame {f}"
+
+
+@pytest.mark.parametrize("mode", ["fill", "latent noise"])
+def test_a_batch_with_a_mask_per_picture_changes_each_pictures_own_cells(model, vae, mode):
+    image = torch.cat([picture(1), picture(2)])
+    mask = torch.zeros(2, H, W)
+    mask[0, 4:20, 8:40] = 1.0
+    mask[1, 40:60, 56:90] = 1.0
+    reference = SDEditEncode.execute(image, vae, mask=mask)[0]["samples"]
+    start = SDEditAddNoise.execute(model, SDEditEncode.execute(image, vae, mask=mask, masked_content=mode)[0], 0.0,
+                                   SEED)[0]["samples"]
+    inside = cells_of(mask, start).expand_as(start)
+    assert torch.equal(start[~inside], reference[~inside])
+    for i in range(2):
+        assert not torch.equal(start[i][inside[i]], reference[i][inside[i]]), f"picture {i + 1}'s own mask"
