@@ -58,6 +58,9 @@ class SDEditEncode(io.ComfyNode):
                 io.Int.Input("crop_padding", default=32, min=0, max=4096, optional=True,
                              tooltip="crop_to_mask: pixels of context added on every side of each region's box "
                                      "(after crop_factor), so the model sees what surrounds the edit."),
+                io.Float.Input("crop_factor", default=1.5, min=1.0, max=10.0, step=0.1, optional=True,
+                               tooltip="crop_to_mask: each region's box is first scaled by this about its centre "
+                                       "(1 = the mask's own box; 3 = three times as wide and high)."),
                 io.Combo.Input("masked_content", options=list(CONTENT_MODES), default="original",
                                optional=True,
                                tooltip="What the masked part starts from (A1111's masked content). original: the "
@@ -65,9 +68,6 @@ class SDEditEncode(io.ComfyNode):
                                        "the mask, to remove an object (strength ~0.75). latent noise / latent "
                                        "nothing: random / zero latent (applied by Add Noise). Only the mask's "
                                        "latent cells change; the kept part stays the input's."),
-                io.Float.Input("crop_factor", default=1.5, min=1.0, max=10.0, step=0.1, optional=True,
-                               tooltip="crop_to_mask: each region's box is first scaled by this about its centre "
-                                       "(1 = the mask's own box; 3 = three times as wide and high)."),
             ],
             outputs=[
                 io.Latent.Output("latent", display_name="latent",
