@@ -1,7 +1,7 @@
 """SDEdit 2 · Add Noise: noise is added to the latent; the strength sets how much."""
 import comfy.sample
 
-from . import checks, pictures
+from . import checks, masked_content, pictures
 from .common import CATEGORY, check_latent_channels, io
 from .sdedit_math import add_noise, start_sigma
 
@@ -50,9 +50,13 @@ class SDEditAddNoise(io.ComfyNode):
         model_sampling = model.get_model_object("model_sampling")
         sigma = start_sigma(model_sampling, strength)
         records = pictures.own_records(READER, latent, cls.hidden)
+        latent_format = model.get_model_object("latent_format")
+        # Encode's masked_content "latent noise" / "latent nothing": the masked cells start from it (own seed stream).
+        shape_of = samples
+        samples = masked_content.start_in_add_noise(samples, records, latent_format, lambda: comfy.sample.prepare_noise(
+            shape_of, masked_content.noise_seed(seed), latent.get("batch_index")))
         start, noise = samples, None
         if sigma > 0.0:
-            latent_format = model.get_model_object("latent_format")
             # The host's own noise: CPU generator, one draw per batch_index, as KSampler makes it.
             noise = comfy.sample.prepare_noise(samples, seed, latent.get("batch_index"))
             samples = latent_format.process_out(add_noise(model_sampling, latent_format.process_in(samples), noise, sigma))

@@ -6,8 +6,10 @@ import torch
 
 from . import checks, pictures, regions
 from .common import CATEGORY, io
+from .fill import fill
 from .vae_passes import encode_pixels
 from .image_size import SIZE_MODES, frames_to_encode, mask_to_working, pad_frames, to_working, working_geometry
+from .masked_content import MODES as CONTENT_MODES, latent_cells, take_masked
 from .masking import feather, fit_mask
 
 NODE = "SDEdit 1 · Encode"
@@ -26,7 +28,8 @@ class SDEditEncode(io.ComfyNode):
             category=CATEGORY,
             description="The first of the four SDEdit nodes: encodes the input image into the latent space "
                         "with the checkpoint's VAE. With a mask only the masked part is edited; the rest "
-                        "comes back from the input pixel for pixel.",
+                        "comes back from the input pixel for pixel; masked_content sets what the masked part starts "
+                        "from (fill: to remove an object).",
             inputs=[
                 io.Image.Input("image", tooltip="The picture to start from (alpha is ignored)."),
                 io.Vae.Input("vae", tooltip="The VAE of the checkpoint that will denoise the latent."),
@@ -58,6 +61,13 @@ class SDEditEncode(io.ComfyNode):
                 io.Float.Input("crop_factor", default=1.5, min=1.0, max=10.0, step=0.1, optional=True,
                                tooltip="crop_to_mask: each region's box is first scaled by this about its centre "
                                        "(1 = the mask's own box; 3 = three times as wide and high)."),
+                io.Combo.Input("masked_content", options=list(CONTENT_MODES), default="original",
+                               optional=True,
+                               tooltip="What the masked part starts from (A1111's masked content). original: the "
+                                       "input (change how it looks). fill: the masked pixels filled from around "
+                                       "the mask, to remove an object (strength ~0.75). latent noise / latent "
+                                       "nothing: random / zero latent (applied by Add Noise). Only the mask's "
+                                       "latent cells change; the kept part stays the input's."),
             ],
             outputs=[
                 io.Latent.Output("latent", display_name="latent",
@@ -66,20 +76,26 @@ class SDEditEncode(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, size_mode="pad") -> bool | str:
-        return checks.first_problem(checks.choice(NODE, "size_mode", size_mode, SIZE_MODES, "the size modes"))
+    def validate_inputs(cls, size_mode="pad", masked_content="original") -> bool | str:
+        return checks.first_problem(checks.choice(NODE, "size_mode", size_mode, SIZE_MODES, "the size modes"),
+                                    check_masked_content(masked_content))
 
     @classmethod
     def execute(cls, image, vae, mask=None, mask_feather=0, size_mode="pad", crop_to_mask=False, crop_size=512,
-                crop_padding=32, crop_factor=1.5) -> io.NodeOutput:
-        checks.refuse(checks.image(NODE, "image", image))
+                crop_padding=32, crop_factor=1.5, masked_content="original") -> io.NodeOutput:
+        checks.refuse(checks.image(NODE, "image", image), check_masked_content(masked_content))
         pixels = image[:, :, :, :3]
         edit_mask = None
         if mask is not None:
             edit_mask = feather(fit_mask(mask, pixels.shape[0], pixels.shape[1], pixels.shape[2], NODE, "mask"),
                                 mask_feather)
+        elif masked_content != "original":
+            raise ValueError(f"{NODE}: input 'masked_content' is {masked_content!r} but input 'mask' is not "
+                             "connected, so there is no masked part to start from it. Fix: connect a MASK (Load "
+                             "Image's mask, the mask editor), or set masked_content to 'original'.")
         if crop_to_mask:
-            return io.NodeOutput(encode_regions(vae, pixels, edit_mask, crop_size, crop_padding, crop_factor))
+            latent = encode_regions(vae, pixels, edit_mask, crop_size, crop_padding, crop_factor, masked_content)
+            return io.NodeOutput(latent)
         checks.refuse(crop_leaves_nothing(pixels.shape[1], pixels.shape[2], vae_factor(vae), size_mode))
         g = working_geometry(pixels.shape[1], pixels.shape[2], vae_factor(vae), size_mode)
         # A video VAE keeps only some frame counts: pad in time (Decode trims), so N frames come back as N.
@@ -92,7 +108,12 @@ class SDEditEncode(io.ComfyNode):
             if frames != pixels.shape[0] and working_mask.shape[0] > 1:
                 working_mask = pad_frames(working_mask, frames)
             out["noise_mask"] = working_mask  # the host's own key: its samplers mask by it
-        records = pictures.from_encode(samples, pixels, edit_mask, working_mask, g)
+            if masked_content == "fill":
+                filled = encode_pixels(vae, pad_frames(to_working(fill(pixels, edit_mask), g), frames))
+                samples = take_masked(
+                    samples, filled, latent_cells(working_mask, samples.shape))
+        records = with_masked_content(pictures.from_encode(samples, pixels, edit_mask, working_mask, g),
+                                      masked_content)
         return io.NodeOutput(pictures.attach(out, samples, records))
 
 
@@ -105,8 +126,19 @@ def crop_leaves_nothing(height: int, width: int, factor: int, size_mode: str) ->
             "size_mode to pad or resize.")
 
 
-def encode_regions(vae, pixels: torch.Tensor, edit_mask, size: int, padding: int, factor: float) -> dict:
-    """crop_to_mask: one latent row per region of each picture (nodes/regions.py), all of one working size."""
+def check_masked_content(value) -> str | None:
+    return checks.choice(NODE, "masked_content", value, CONTENT_MODES, "the masked content modes")
+
+
+def with_masked_content(records: list, mode: str) -> list:
+    """Encode's records with the mode Add Noise is to apply ("fill" is applied here already, in the latent)."""
+    return records if mode == "original" else [dataclasses.replace(r, masked_content=mode) for r in records]
+
+
+def encode_regions(vae, pixels: torch.Tensor, edit_mask, size: int, padding: int, factor: float,
+                   masked_content: str = "original") -> dict:
+    """crop_to_mask: one latent row per region of each picture (nodes/regions.py), all of one working size.
+    "fill" fills each whole picture (so a crop's fill grows from the picture around it, not the crop's edge)."""
     if edit_mask is None:
         raise ValueError(f"{NODE}: crop_to_mask is on but input 'mask' is not connected, so there is no region to "
                          "crop. Fix: connect a MASK (Load Image's mask, the mask editor), or turn crop_to_mask off.")
@@ -122,16 +154,23 @@ def encode_regions(vae, pixels: torch.Tensor, edit_mask, size: int, padding: int
         raise ValueError(f"{NODE}: input 'mask' is empty for {which} of {pixels.shape[0]} (no pixel above 0), so "
                          "crop_to_mask has nothing to crop. Fix: paint the part to edit, or turn crop_to_mask off "
                          "(an empty mask then keeps the whole picture).")
-    records, crops, working_masks = [], [], []
+    filled = fill(pixels, masks) if masked_content == "fill" else None
+    records, crops, filled_crops, working_masks = [], [], [], []
     for i, picture_regions in enumerate(found):
         for region, own in picture_regions:
             g = region.geometry(*work)
             crop, crop_mask = regions.cut(pixels[i:i + 1], region), regions.cut(own[None], region)
             working_mask = mask_to_working(crop_mask, g).unsqueeze(1)
             crops.append(to_working(crop, g))
+            if filled is not None:
+                filled_crops.append(to_working(regions.cut(filled[i:i + 1], region), g))
             working_masks.append(working_mask)
             records.append(pictures.Picture(row="", clean=None, pixels=crop, mask=crop_mask, working_mask=working_mask,
                                             geometry=g, region=region, whole=pixels[i:i + 1]))
     samples = encode_pixels(vae, torch.cat(crops))
-    records = [dataclasses.replace(r, clean=samples[j]) for j, r in enumerate(records)]
+    if filled is not None:
+        cells = torch.cat([latent_cells(m, samples[:1].shape) for m in working_masks])
+        samples = take_masked(samples, encode_pixels(vae, torch.cat(filled_crops)), cells)
+    records = with_masked_content([dataclasses.replace(r, clean=samples[j]) for j, r in enumerate(records)],
+                                  masked_content)
     return pictures.attach({"noise_mask": torch.cat(working_masks)}, samples, records)

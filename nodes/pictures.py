@@ -46,6 +46,8 @@ class Picture:
                                               # grey parts a strength map re-noises to their own level
     region: Region | None = None              # crop_to_mask: where this row's crop lies in the whole picture
     whole: torch.Tensor | None = None         # crop_to_mask: the whole picture (1, h, w, 3) it is stitched into
+    masked_content: str = "original"          # Encode's masked_content (nodes/masked_content.py), which Add
+                                              # Noise applies to a clean row; after Denoise: "original"
 
     @property
     def level(self) -> tuple:
@@ -179,7 +181,9 @@ def noisy(record: Picture, sigma: float, strength: float, seed: int, noise_kind:
 
 
 def denoised(record: Picture) -> Picture:
-    return dataclasses.replace(record, sigma=None, strength=None, seed=None, noise_kind="", noise=None, start=None)
+    return dataclasses.replace(record, sigma=None, strength=None, seed=None, noise_kind="", noise=None, start=None,
+                               masked_content="original")  # the masked part is the result now
+
 
 
 # --- rows without a record; what Denoise reads: each row's level and keep region ----------------------------

@@ -14,7 +14,7 @@ PACK_SOURCES = [REPO / "__init__.py", *sorted((REPO / "nodes").glob("*.py"))]
 # The public contract: saved workflows address nodes by id and inputs by name.
 CONTRACT = {
     "SDEditEncode": ("SDEdit 1 · Encode", ["image", "vae", "mask", "mask_feather", "size_mode",
-                                           "crop_to_mask", "crop_size", "crop_padding", "crop_factor"], ["latent"]),
+                                           "crop_to_mask", "crop_size", "crop_padding", "crop_factor", "masked_content"], ["latent"]),
     "SDEditAddNoise": ("SDEdit 2 · Add Noise", ["model", "latent", "strength", "seed"], ["noisy_latent"]),
     "SDEditSampler": ("SDEdit 3 · Denoise", ["model", "positive", "negative", "noisy_latent", "steps", "cfg",
                                              "sampler_name", "scheduler", "step_mode", "tiling", "tile_size",

@@ -1,5 +1,5 @@
 """The editing examples (masks, repeats, tiled upscale): the stroke painting and its mask
-(example_workflows/input/), and for sdedit_strokes, sdedit_repeats, sdedit_region, sdedit_strength_map and
+(example_workflows/input/), and for sdedit_strokes, sdedit_repeats, sdedit_region, sdedit_strength_map, sdedit_remove and
 sdedit_upscale the UI workflow, its API twin and the thumbnail. The workflows are built from
 one graph description each, so the UI file and its API twin cannot drift apart.
 
@@ -27,16 +27,23 @@ REGION_SIZE = (2048, 1536)  # a big picture ...
 REGION_BOX = (1180, 880, 1308, 1008)  # ... and a 128 x 128 part of it to edit
 REGION_PROMPT = "a shiny red apple on a wooden table, photo, detailed"
 REGION_STRENGTH = 0.6
-REGION_CROP = {"crop_to_mask": True, "crop_size": 512, "crop_padding": 32, "crop_factor": 1.5}
+REGION_CROP = {"crop_to_mask": True, "crop_size": 512, "crop_padding": 32, "crop_factor": 1.5,
+               "masked_content": "original"}
 # The UI workflows' ids, one per example.
 WORKFLOW_IDS = {"sdedit_strokes": "6b1f4c2e-3a5d-4e7f-8a9b-0c1d2e3f4a51",
                 "sdedit_repeats": "7c2a5d3f-4b6e-4f80-9bac-1d2e3f4a5b62",
                 "sdedit_region": "9e4c7f51-6d80-41a2-8dce-3f4a5b6c7d84",
                 "sdedit_upscale": "8d3b6e4a-5c7f-4091-a1bd-2e3f4a5b6c73",
-                "sdedit_strength_map": "a4c8e2f6-1b3d-4e5f-9a7c-6d8e0f1a2b3c"}
+                "sdedit_strength_map": "a4c8e2f6-1b3d-4e5f-9a7c-6d8e0f1a2b3c",
+                "sdedit_remove": "b5d9f3a7-2c4e-4f60-8b8d-7e9f1a2b3c4d"}
 MAP_MASK = INPUT / "sdedit_strength_map_mask.png"
 MAP_STRENGTH = 0.8
 MAP_LEVELS = {"background": 255, "apple": 128, "table": 0}  # edit at 0.8, 0.4 (128/255 x 0.8) and keep
+REMOVE = INPUT / "sdedit_remove.png"
+REMOVE_MASK = INPUT / "sdedit_remove_mask.png"
+REMOVE_BOX = (236, 196, 340, 310)  # the mug on the table, with a margin: the mask
+REMOVE_PROMPT = "photo of an empty wooden table against a plain wall, nothing on the table"
+REMOVE_STRENGTH = 0.75  # with masked_content fill: the object is gone, the light and colours around it stay
 UPSCALE_BY = 2.0
 UPSCALE_STRENGTH = 0.35  # the Ultimate SD Upscale range (0.2-0.4): detail added, composition kept
 
@@ -98,6 +105,26 @@ def draw_region() -> tuple[Image.Image, Image.Image]:
     d.line([(x0 + 64, y0 + 18), (x0 + 70, y0 + 2)], fill=(80, 50, 20), width=6)
     mask = Image.new("L", (w, h), 0)
     ImageDraw.Draw(mask).ellipse(REGION_BOX, fill=255)
+    return img, mask
+
+
+def draw_remove() -> tuple[Image.Image, Image.Image]:
+    """A table against a wall with a blue mug on it, and a mask over the mug (with a margin)."""
+    w, h = SAMPLE_SIZE
+    img = Image.new("RGB", (w, h), (214, 206, 190))
+    d = ImageDraw.Draw(img)
+    d.rectangle((40, 30, 200, 150), fill=(170, 200, 226))                     # a window
+    d.line([(120, 30), (120, 150)], fill=(236, 236, 232), width=6)
+    d.rectangle((0, 250, w, h), fill=(150, 102, 62))                          # the table
+    for y in range(280, h, 36):                                               # its boards
+        d.line([(0, y), (w, y + 3)], fill=(126, 84, 50), width=4)
+    d.ellipse((256, 282, 322, 300), fill=(112, 76, 46))                       # the mug's shadow
+    d.rectangle((258, 220, 318, 292), fill=(40, 84, 170))                     # the mug
+    d.ellipse((258, 212, 318, 228), fill=(70, 120, 200))
+    d.ellipse((304, 234, 334, 272), outline=(40, 84, 170), width=7)           # its handle
+    d.line([(266, 236), (266, 284)], fill=(90, 140, 220), width=4)            # a highlight
+    mask = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(mask).rounded_rectangle(REMOVE_BOX, radius=18, fill=255)
     return img, mask
 
 
@@ -186,9 +213,10 @@ def _common(g: Graph, positive: str) -> tuple[int, int, int]:
 
 ENCODE_SOCKETS = [("image", "IMAGE", False), ("vae", "VAE", False), ("mask", "MASK", False),
                   ("mask_feather", "INT", True), ("size_mode", "COMBO", True), ("crop_to_mask", "BOOLEAN", True),
-                  ("crop_size", "INT", True), ("crop_padding", "INT", True), ("crop_factor", "FLOAT", True)]
-# Encode's optional crop widgets at their defaults (off), as the frontend sends them
-CROP_OFF = {"crop_to_mask": False, "crop_size": 512, "crop_padding": 32, "crop_factor": 1.5}
+                  ("crop_size", "INT", True), ("crop_padding", "INT", True), ("crop_factor", "FLOAT", True),
+                  ("masked_content", "COMBO", True)]
+# Encode's optional crop widgets at their defaults (off) and masked_content at its own, as the frontend sends them
+CROP_OFF = {"crop_to_mask": False, "crop_size": 512, "crop_padding": 32, "crop_factor": 1.5, "masked_content": "original"}
 NOISE_SOCKETS = [("model", "MODEL", False), ("latent", "LATENT", False), ("strength", "FLOAT", True),
                  ("seed", "INT", True)]
 SAMPLER_SOCKETS = [("model", "MODEL", False), ("positive", "CONDITIONING", False),
@@ -306,6 +334,32 @@ def strength_map_graph() -> Graph:
     return g
 
 
+def remove_graph() -> Graph:
+    g = Graph()
+    ckpt, pos, neg = _common(g, REMOVE_PROMPT)
+    image = g.node("LoadImage", (0, 380), (315, 326), [("image", "COMBO", True), ("upload", "IMAGEUPLOAD", True)],
+                   [REMOVE.name, "image"], [("IMAGE", "IMAGE"), ("MASK", "MASK")], api={"image": REMOVE.name})
+    mask = g.node("LoadImageMask", (0, 760), (315, 318), [("image", "COMBO", True), ("channel", "COMBO", True),
+                                                         ("upload", "IMAGEUPLOAD", True)],
+                  [REMOVE_MASK.name, "red", "image"], [("MASK", "MASK")],
+                  api={"image": REMOVE_MASK.name, "channel": "red"})
+    widgets = {**CROP_OFF, "masked_content": "fill"}
+    enc = g.node("SDEditEncode", (370, 420), (260, 220), ENCODE_SOCKETS, [8, "pad", *widgets.values()],
+                 [("latent", "LATENT")], api={"mask_feather": 8, "size_mode": "pad", **widgets})
+    g.link(image, 0, enc, "image", "IMAGE")
+    g.link(ckpt, 2, enc, "vae", "VAE")
+    g.link(mask, 0, enc, "mask", "MASK")
+    den = _round(g, 680, ckpt, pos, neg, enc, REMOVE_STRENGTH, 0)
+    _finish(g, 1040, ckpt, den, "sdedit/remove")
+    note(g, (370, 880), (600, 190), "Note: remove an object",
+         "The mask covers the mug (with a margin). **masked_content fill** on Encode starts the masked part from "
+         "the picture with the mug filled in from the wall and table around it, so at **strength 0.75** the "
+         "mug is gone while the light and colours around it stay; the prompt describes the empty table.\n\n"
+         "With masked_content original the mug would show through at this strength. Outside the mask the "
+         "output is the input, pixel for pixel.")
+    return g
+
+
 def repeats_graph() -> Graph:
     g = Graph()
     ckpt, pos, neg = _common(g, POSITIVE)
@@ -391,6 +445,7 @@ def edit_thumbnails() -> dict:
     strokes, mask = draw_strokes()
     region, region_mask = draw_region()
     strength_map = draw_strength_map()
+    remove, remove_mask = draw_remove()
     return {
         "sdedit_strokes": lambda: edit_thumbnail("SDEdit  strokes to picture", "flat colour strokes, a mask, strength 0.5",
                                                  strokes, "Load Image: stroke painting", 1, mask),
@@ -404,6 +459,9 @@ def edit_thumbnails() -> dict:
                                                       "strength 0.8 on a grey map: apple 0.4, table kept",
                                                       Image.open(SAMPLE), "Load Image", 1, strength_map,
                                                       "the map: white 1, grey 0.5, black = keep"),
+        "sdedit_remove": lambda: edit_thumbnail("SDEdit  remove an object",
+                                                "masked_content fill, strength 0.75, prompt: the empty table",
+                                                remove, "Load Image: a mug on a table", 1, remove_mask, strength=0.75),
         "sdedit_upscale": lambda: edit_thumbnail("SDEdit  upscale",
                                                  f"Upscale Image By {UPSCALE_BY:g}x, then SDEdit at {UPSCALE_STRENGTH:g} "
                                                  "on blended 512-px tiles",
@@ -422,13 +480,17 @@ def edit_examples() -> list[Path]:
     region_mask.save(REGION_MASK, format="PNG", optimize=True)
     strength_map = draw_strength_map()
     strength_map.save(MAP_MASK, format="PNG", optimize=True)
-    written = [STROKES, STROKES_MASK, REGION, REGION_MASK, MAP_MASK]
+    remove, remove_mask = draw_remove()
+    save_flat_png(remove, REMOVE)
+    remove_mask.save(REMOVE_MASK, format="PNG", optimize=True)
+    written = [STROKES, STROKES_MASK, REGION, REGION_MASK, MAP_MASK, REMOVE, REMOVE_MASK]
     thumbnails = edit_thumbnails()
     for name, graph, title in [
         ("sdedit_strokes", strokes_graph(), "SDEdit strokes \u2192 picture"),
         ("sdedit_repeats", repeats_graph(), "SDEdit repeats (K = 3)"),
         ("sdedit_region", region_graph(), "SDEdit a small region of a big picture"),
         ("sdedit_strength_map", strength_map_graph(), "SDEdit strength per pixel (grey map)"),
+        ("sdedit_remove", remove_graph(), "SDEdit remove an object (masked_content fill)"),
         ("sdedit_upscale", upscale_graph(), "SDEdit upscale (tiled)"),
     ]:
         thumb = thumbnails[name]()
