@@ -27,13 +27,14 @@ harness.load_pack()
 TIERS = {
     # math: the pack's maths, schemas, docs and static checks; no model is loaded
     "test_sdedit_math": "math", "test_diffusers_parity": "math", "test_docs": "math", "test_hygiene": "math",
-    "test_packaging": "math",
+    "test_packaging": "math", "test_fill": "math", "test_thumbnails": "math", "test_download": "math",
     # nodes: the nodes in-process on the host runtime, with small random-weight models
     "test_nodes": "nodes", "test_checks": "nodes", "test_colour": "nodes", "test_compat": "nodes",
     "test_custom_sampling": "nodes", "test_determinism": "nodes", "test_editing": "nodes", "test_families": "nodes",
     "test_image_size": "nodes", "test_masking": "nodes", "test_pictures": "nodes", "test_process": "nodes",
     "test_regions": "nodes", "test_schedule": "nodes", "test_sdedit_gaussian": "nodes", "test_strength_map": "nodes",
-    "test_tiles": "nodes", "test_video": "nodes",
+    "test_tiles": "nodes", "test_video": "nodes", "test_engine": "nodes", "test_flowedit": "nodes",
+    "test_geometry_properties": "nodes", "test_masked_content": "nodes",
     # server: a real `main.py --cpu` server (one per module) and its HTTP/websocket API
     "test_server": "server", "test_compat_server": "server", "test_editing_server": "server",
     "test_example_inputs": "server", "test_img2img": "server", "test_pictures_server": "server",

@@ -8,7 +8,7 @@ import pytest
 import torch
 from harness import families
 from helpers import H, W, STEPS, denoise, picture
-from test_families import load
+from helpers import load_family as load
 from sdedit_img2img.nodes import masked_content, pictures
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
