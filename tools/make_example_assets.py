@@ -27,14 +27,14 @@ if __package__:  # imported as tools.make_example_assets (the tests)
     from .example_assets.basic import basic_examples, basic_thumbnails, sweep_workflows
     from .example_assets.common import EXAMPLES, STEP_COLOURS, report, save_thumbnail
     from .example_assets.editing import edit_examples, edit_thumbnails
-    from .example_assets.flowedit import flowedit_examples
+    from .example_assets.flowedit import flowedit_examples, flowedit_thumbnails
     from .example_assets.video import video_examples, video_thumbnails
 else:  # run as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from example_assets.basic import basic_examples, basic_thumbnails, sweep_workflows
     from example_assets.common import EXAMPLES, STEP_COLOURS, report, save_thumbnail
     from example_assets.editing import edit_examples, edit_thumbnails
-    from example_assets.flowedit import flowedit_examples
+    from example_assets.flowedit import flowedit_examples, flowedit_thumbnails
     from example_assets.video import video_examples, video_thumbnails
 
 __all__ = ["STEP_COLOURS", "basic_examples", "edit_examples", "flowedit_examples", "main", "sweep_workflows", "thumbnails",
@@ -45,7 +45,7 @@ def thumbnails() -> dict:
     """Every example's thumbnail as the tool draws it today, drawn when called: {name: () -> Image}. An example
     workflow added to example_workflows/ registers its thumbnail here (tests/test_packaging.py checks each one's
     numbers against its workflow)."""
-    return {**basic_thumbnails(), **edit_thumbnails(), **video_thumbnails()}
+    return {**basic_thumbnails(), **edit_thumbnails(), **flowedit_thumbnails(), **video_thumbnails()}
 
 
 def main(argv: list[str] | None = None) -> None:

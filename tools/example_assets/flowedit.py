@@ -113,3 +113,8 @@ def flowedit_examples() -> list[Path]:
     save_thumbnail(draw_thumbnail(Image.open(SAMPLE)), THUMB)
     assert NEGATIVE == api["3"]["inputs"]["text"]
     return [UI, API_FILE, THUMB]
+
+
+def flowedit_thumbnails() -> dict:
+    """The FlowEdit example's thumbnail, drawn when called (tools/make_example_assets.py thumbnails())."""
+    return {NAME: lambda: draw_thumbnail(Image.open(SAMPLE))}
