@@ -77,12 +77,6 @@ export function upstreamModelFile(node) {
     return typeof name === "string" && name ? { param, name } : null;
 }
 
-/** The ckpt_name of the Load Checkpoint upstream (upstreamModelFile), or null. */
-export function upstreamCheckpoint(node) {
-    const file = upstreamModelFile(node);
-    return file?.param === "ckpt_name" ? file.name : null;
-}
-
 /** The picture's size in px as Encode will see it, where the canvas can tell: the image of the Load Image
  *  upstream of the Encode that feeds this node's Add Noise, through reroutes, IMAGE nodes and ImageScaleBy
  *  (its factor) or ImageScale (its size); null where it cannot be told. For the tiling count only. */
@@ -210,11 +204,11 @@ export async function cropLine(node) {
     const plan = await crops.get(key);
     if (plan.error) return { text: `cannot plan the crops: ${plan.error}`, title };
     if (!plan.crops.length) return { text: "the mask is empty: nothing to crop", title };
-    const [w, h] = plan.work;
+    const [w, h] = plan.work, cell = plan.cell_px;  // the backend's pixels per latent cell
     const sizes = plan.crops.map(([cw, ch]) => `${cw}×${ch}`).join(", ");
     const n = plan.crops.length;
-    return { text: `crops ${n} region${n > 1 ? "s" : ""} (${sizes} px) → ${w}×${h} (latent ${w / 8}×${h / 8})`,
-             title: `${title}; picture ${plan.picture[0]}×${plan.picture[1]} px, VAE factor 8 assumed` };
+    return { text: `crops ${n} region${n > 1 ? "s" : ""} (${sizes} px) → ${w}×${h} (latent ${w / cell}×${h / cell})`,
+             title: `${title}; picture ${plan.picture[0]}×${plan.picture[1]} px, VAE factor ${cell} assumed` };
 }
 
 function addStepLine(node, compute = stepLine, tip = "What SDEdit 3 · Denoise will run") {

@@ -49,7 +49,7 @@ class SDEditAddNoise(io.ComfyNode):
         checks.refuse(checks.latent(NODE, "latent", latent))
         model_sampling = model.get_model_object("model_sampling")
         sigma = start_sigma(model_sampling, strength)
-        records = own_records(latent, cls.hidden)
+        records = pictures.own_records(READER, latent, cls.hidden)
         start, noise = samples, None
         if sigma > 0.0:
             latent_format = model.get_model_object("latent_format")
@@ -62,16 +62,7 @@ class SDEditAddNoise(io.ComfyNode):
         return io.NodeOutput(pictures.attach(latent, samples, records))
 
 
-def own_records(latent: dict, hidden) -> list:
-    """Each row's record; a row that is no SDEdit node's latent (a host latent, or one scaled since) is its own
-    clean latent. Refused where it cannot be told whose keep region a row has."""
-    samples = latent["samples"]
-    records = pictures.attribute(latent)
-    masked = [r for r in pictures.carried(latent) if r.mask is not None and r.clean.shape == samples.shape[1:]]
-    if masked:
-        checks.refuse(pictures.unattributed(
-            NODE, "latent", records, hidden,
-            "it cannot be told which picture's keep region it has",
-            "connect SDEdit 1 · Encode (or SDEdit 3 · Denoise) to this node through batch nodes only "
-            "(Repeat Latent Batch, Latent From Batch, Latent Batch, Rebatch Latents), or remove the mask."))
-    return [r if r is not None else pictures.Picture(row="", clean=samples[i]) for i, r in enumerate(records)]
+READER = pictures.Reader(
+    NODE, "latent", noise_mask=False, keep_region="it cannot be told which picture's keep region it has",
+    fix="connect SDEdit 1 · Encode (or SDEdit 3 · Denoise) to this node through batch nodes only (Repeat Latent "
+        "Batch, Latent From Batch, Latent Batch, Rebatch Latents), or remove the mask.")

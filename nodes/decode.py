@@ -52,22 +52,10 @@ def picture_out(frames: torch.Tensor, record, host_mask, row: int, color_anchor:
     return composite(original, frames, mask)
 
 
-def own_records(latent: dict, hidden) -> list:
-    """Each row's record. A row no record matches (a latent node changed its values since Denoise) keeps the
-    geometry the batch shares; refused where it would need its own kept region put back."""
-    samples = latent["samples"]
-    records = pictures.attribute(latent)
-    same_size = [r for r in pictures.carried(latent) if r.clean.shape == samples.shape[1:]]
-    if same_size and (latent.get("noise_mask") is not None or any(r.mask is not None for r in same_size)):
-        checks.refuse(pictures.unattributed(
-            NODE, "latent", records, hidden, "its kept region cannot be put back from its own input",
-            "between SDEdit 3 · Denoise and Decode use batch nodes only (Repeat Latent Batch, Latent From "
-            "Batch, Latent Batch, Rebatch Latents), or decode with the host's VAE Decode."))
-    geometries = {r.geometry for r in same_size}
-    if len(geometries) != 1 or None in geometries:
-        return records
-    shared = geometries.pop()
-    return [r or pictures.Picture(row="", clean=samples[i], geometry=shared) for i, r in enumerate(records)]
+READER = pictures.Reader(
+    NODE, "latent", ("geometry",), keep_region="its kept region cannot be put back from its own input",
+    fix="between SDEdit 3 · Denoise and Decode use batch nodes only (Repeat Latent Batch, Latent From Batch, "
+        "Latent Batch, Rebatch Latents), or decode with the host's VAE Decode.")
 
 
 class SDEditDecode(io.ComfyNode):
@@ -104,7 +92,7 @@ class SDEditDecode(io.ComfyNode):
         images = decode_latent(vae, samples)
         if images.ndim == 5:  # video VAEs give (batch, frames, h, w, c): one image per frame
             images = images.reshape(-1, *images.shape[-3:])
-        records = own_records(latent, cls.hidden)
+        records = pictures.own_records(READER, latent, cls.hidden)
         size = (images.shape[1], images.shape[2])
         fits = [r is not None and r.geometry is not None and size == (r.geometry.work_height, r.geometry.work_width)
                 for r in records]

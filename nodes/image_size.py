@@ -1,12 +1,13 @@
 """Any image size for a VAE that works in multiples of `factor` pixels: the geometry of padding,
 cropping or resizing an image to its working size, and of undoing it after decoding. Pure maths."""
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import comfy.utils
 import torch
 import torch.nn.functional as F
 
 SIZE_MODES = ("pad", "crop", "resize")
+LATENT_CELL_PX = 8  # pixels per latent cell of the image models this pack edits (SD1.x, SD2.x, SDXL, SD3, Flux)
 
 
 @dataclass(frozen=True)
@@ -18,9 +19,6 @@ class Geometry:
     work_width: int
     top: int          # pad: rows added above; crop: rows cut above
     left: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
     @property
     def identity(self) -> bool:

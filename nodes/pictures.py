@@ -5,8 +5,12 @@ the host's batch nodes (Repeat Latent Batch, Latent From Batch, Latent Batch, Re
 bit for bit but move, repeat or drop what else the LATENT dict carries, so each SDEdit node finds every
 row's record again by its content: first among the records the dict carries, then among every record
 still alive in this process (`_alive`, weak: a record lives exactly as long as some node output that
-carries it, e.g. in the host's cache). A row no record matches (a latent node changed its values) is
-`None`; the nodes say by name what they cannot follow (`unattributed`).
+carries it, e.g. in the host's cache; `_alive` forgets it after).
+
+A row no record matches (a latent node changed its values) has one policy, `own_records`, for every node that
+reads the records: it is refused, naming it and the host nodes in between (`unattributed`), where it may have a
+keep region of its own, which cannot be told; otherwise it is its own clean latent, with what its reader needs
+(`Reader.fields`: Denoise the noise level, Decode the geometry) where every record that could describe it agrees.
 """
 import dataclasses
 import hashlib
@@ -65,12 +69,6 @@ def attach(latent: dict, samples: torch.Tensor, records) -> dict:
     for record in keyed:
         _alive[record.row] = record
     out[KEY] = keyed
-    return out
-
-
-def strip(latent: dict) -> dict:
-    out = latent.copy()
-    out.pop(KEY, None)
     return out
 
 
@@ -184,30 +182,61 @@ def denoised(record: Picture) -> Picture:
     return dataclasses.replace(record, sigma=None, strength=None, seed=None, noise_kind="", noise=None, start=None)
 
 
-# --- what Denoise reads: each row's level and keep region ---------------------------------------------------
+# --- rows without a record; what Denoise reads: each row's level and keep region ----------------------------
+
+@dataclass(frozen=True)
+class Reader:
+    """A node that reads the records, and what it needs of a row no record matches (`own_records`)."""
+    node: str
+    input_name: str
+    fields: tuple = ()        # what such a row takes from the records that could describe it, where they all agree
+    any_size: bool = False    # those records: of any size (a noise level does not depend on it), else of the row's
+    noise_mask: bool = True   # a host noise_mask (Set Latent Noise Mask, ...) is a keep region it may have
+    required: bool = False    # refused where those records do not agree (Denoise cannot run without a level)
+    keep_region: str = "its keep region cannot be restored"   # why it is refused where it may have one
+    unknown: str = ""                                          # why, where those records do not agree
+    fix: str = ""
+
+
+LEVEL = ("sigma", "strength", "seed", "noise_kind")
+
+
+def own_records(reader: Reader, latent: dict, hidden) -> list:
+    """Each row's record (`attribute`); a row no record matches gets one of its own clean latent, as the module
+    docstring says. The records that could describe it are those the LATENT carries, of its size unless
+    `reader.any_size` (then those with a noise level)."""
+    samples = latent["samples"]
+    records = attribute(latent)
+    if all(r is not None for r in records):
+        return records
+    scope = [r for r in carried(latent)
+             if (r.sigma is not None if reader.any_size else r.clean.shape == samples.shape[1:])]
+    masked = any(r.mask is not None for r in scope) or \
+        (reader.noise_mask and bool(scope) and latent.get("noise_mask") is not None)
+    if masked:
+        checks.refuse(unattributed(reader.node, reader.input_name, records, hidden, reader.keep_region, reader.fix))
+    values = {tuple(getattr(r, f) for f in reader.fields) for r in scope}
+    shared = values.pop() if len(values) == 1 else None
+    if shared is None or None in shared:
+        if reader.required:
+            checks.refuse(unattributed(reader.node, reader.input_name, records, hidden, reader.unknown, reader.fix))
+        shared = (None,) * len(reader.fields)
+    return [r or Picture(row="", clean=samples[i], **dict(zip(reader.fields, shared)))
+            for i, r in enumerate(records)]
+
 
 def noisy_records(node: str, latent: dict, hidden, input_name: str = "noisy_latent") -> list:
     """Each row's record with its noise level; refused, by name, where a row's level or keep region
     cannot be told."""
-    samples = latent["samples"]
-    records, held = attribute(latent), carried(latent)
-    if not held and all(r is None for r in records):
+    if not carried(latent) and all(r is None for r in attribute(latent)):
         raise ValueError(f"{node}: input '{input_name}' carries no SDEdit noise level. Connect it from "
                          "an 'SDEdit 2 · Add Noise' node (Encode → Add Noise → Denoise).")
-    if any(r is None for r in records):
-        levels = {r.level for r in held if r.sigma is not None}
-        masked = latent.get("noise_mask") is not None or any(r.mask is not None for r in held)
-        if masked or len(levels) != 1:
-            checks.refuse(unattributed(
-                node, input_name, records, hidden,
-                "its keep region cannot be restored" if masked else
-                "its noise level cannot be told (the batch holds several)",
-                "put latent nodes that change values before SDEdit 2 · Add Noise; between Add Noise and "
-                "Denoise use batch nodes only (Repeat Latent Batch, Latent From Batch, Latent Batch, "
-                "Rebatch Latents)."))
-        sigma, strength, seed, kind = levels.pop()
-        records = [r or Picture(row="", clean=samples[i], sigma=sigma, strength=strength, seed=seed,
-                                noise_kind=kind) for i, r in enumerate(records)]
+    records = own_records(Reader(
+        node, input_name, LEVEL, any_size=True, required=True,
+        unknown="its noise level cannot be told (the batch holds several)",
+        fix="put latent nodes that change values before SDEdit 2 · Add Noise; between Add Noise and Denoise use "
+            "batch nodes only (Repeat Latent Batch, Latent From Batch, Latent Batch, Rebatch Latents)."),
+        latent, hidden)
     unnoised = [i + 1 for i, r in enumerate(records) if r.sigma is None]
     if unnoised:
         raise ValueError(f"{node}: picture(s) {', '.join(map(str, unnoised[:8]))} of input '{input_name}' "

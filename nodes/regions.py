@@ -3,7 +3,7 @@ find the mask's separate regions, grow each by its context, merge those that the
 one working size, and cut, scale and stitch back. Pure maths: no node or UI concerns.
 
 Rules, in order:
-1. Regions are the mask's connected parts (pixels above 0), found on the grid of the VAE's cells (8 px):
+1. Regions are the mask's connected parts (pixels above 0), found on the grid of the VAE's cells (LATENT_CELL_PX):
    parts closer than a cell are one region.
 2. Each region's bounding box is scaled by `factor` about its centre, then grown by `padding` pixels on
    every side: the context the model sees around the edit.
@@ -23,7 +23,7 @@ import scipy.ndimage  # a requirement of ComfyUI itself (its mask nodes use it)
 import torch
 import torch.nn.functional as F
 
-from .image_size import Geometry
+from .image_size import LATENT_CELL_PX, Geometry
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def plan_regions(mask: torch.Tensor, factor: float, padding: int, cell: int) -> 
 
 
 def regions_of_batch(masks: torch.Tensor, sources: list, factor: float, padding: int, size: int,
-                     vae_factor: int, cell: int = 8) -> tuple[tuple[int, int], list]:
+                     vae_factor: int, cell: int = LATENT_CELL_PX) -> tuple[tuple[int, int], list]:
     """(b, h, w) masks -> ((work height, work width), per picture [(Region, own mask (h, w))]): rules 1-5.
     A picture with an empty mask gets []."""
     height, width = masks.shape[-2:]

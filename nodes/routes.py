@@ -16,16 +16,17 @@ import os
 import struct
 
 import comfy.model_sampling
+import comfy.utils
 import folder_paths
 import torch
 from aiohttp import web
 
 from . import tiles
+from .image_size import LATENT_CELL_PX
 from .sdedit_math import STEP_MODES, start_sigma, step_plan
 
 ROUTE = "/sdedit/step_plan"
 REFERENCE = "SD1.5"
-MAX_HEADER_BYTES = 100_000_000  # the safetensors format's own limit on its JSON header
 # The host's model configs (comfy.supported_models) by the names users know; others keep the class name.
 FAMILY_NAMES = {"SD15": "SD1.5", "SD20": "SD2.x", "SD21UnclipL": "SD2.x unCLIP", "SD21UnclipH": "SD2.x unCLIP",
                 "SD15_instructpix2pix": "SD1.5 InstructPix2Pix", "SDXL_instructpix2pix": "SDXL InstructPix2Pix",
@@ -34,6 +35,7 @@ FAMILY_NAMES = {"SD15": "SD1.5", "SD20": "SD2.x", "SD21UnclipL": "SD2.x unCLIP",
 _DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
            "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2, "I64": torch.int64, "I32": torch.int32,
            "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+DEFAULT_TILING = tiles.Tiling()  # the tiling widgets' defaults
 _reference = None
 _by_file = {}  # (path, size, mtime_ns) -> (model_sampling, family, native tile px)
 
@@ -47,15 +49,13 @@ def reference_model_sampling():
 
 
 def read_header(path: str) -> tuple[dict, dict | None]:
-    """A .safetensors file's tensors as {key: (dtype name, shape)} and its __metadata__, from the header only."""
-    with open(path, "rb") as f:
-        prefix = f.read(8)
-        if len(prefix) != 8:
-            raise ValueError("the file is too short to be a .safetensors file")
-        (length,) = struct.unpack("<Q", prefix)
-        if not 2 <= length <= MAX_HEADER_BYTES:
-            raise ValueError("the file does not start with a .safetensors header")
-        header = json.loads(f.read(length))
+    """A .safetensors file's tensors as {key: (dtype name, shape)} and its __metadata__, from the header only
+    (the host's comfy.utils.safetensors_header reads it)."""
+    try:
+        raw = comfy.utils.safetensors_header(path)
+        header = None if raw is None else json.loads(raw)
+    except (struct.error, ValueError):  # shorter than the 8-byte length, or not JSON
+        header = None
     if not isinstance(header, dict):
         raise ValueError("the file does not start with a .safetensors header")
     metadata = header.pop("__metadata__", None)
@@ -84,13 +84,9 @@ def model_sampling_from_header(path: str, diffusion_model: bool = False):
     return model.model_sampling, FAMILY_NAMES.get(name, name), tiles.native_px(config, model.model_type)
 
 
-def schedule_for(ckpt_name: str | None, unet_name: str | None = None):
-    """(model_sampling, family, assumed, reason) for the checkpoint or diffusion model the canvas names (or none)."""
-    return schedule_and_tile_for(ckpt_name, unet_name)[:4]
-
-
 def schedule_and_tile_for(ckpt_name: str | None, unet_name: str | None = None):
-    """schedule_for's answer and the model's native tile side in px (SD1.5's 512 where assumed). `unet_name`
+    """(model_sampling, family, assumed, reason, the model's native tile side in px (SD1.5's 512 where assumed))
+    for the checkpoint or diffusion model the canvas names (or none). `unet_name`
     (a file of the diffusion_models folder, as UNETLoader names it) is read where no `ckpt_name` is given."""
     folder, name = ("checkpoints", ckpt_name) if ckpt_name or not unet_name else ("diffusion_models", unet_name)
     if not name:
@@ -138,7 +134,8 @@ def parse_tiling(query) -> dict | None:
         raise ValueError(f"tiling must be one of {', '.join(tiles.TILING_MODES)}, got {query.get('tiling')!r}")
     try:
         values = {name: int(query.get(name, default)) for name, default in
-                  (("tile_size", 0), ("tile_overlap", 128), ("tile_batch", 0), ("width", 0), ("height", 0))}
+                  (("tile_size", DEFAULT_TILING.tile_px), ("tile_overlap", DEFAULT_TILING.overlap_px),
+                   ("tile_batch", DEFAULT_TILING.per_call), ("width", 0), ("height", 0))}
     except ValueError:
         raise ValueError("tile_size, tile_overlap, tile_batch, width and height must be integers (px)") from None
     if min(values.values()) < 0:
@@ -173,7 +170,8 @@ async def step_plan_route(request: web.Request) -> web.Response:
 
 # --- crop_to_mask: what SDEdit 1 · Encode will crop -------------------------------------------------------
 # The canvas names the files Load Image / Load Image (as Mask) read; the host's own loader nodes read them
-# here, and regions.regions_of_batch (Encode's rule) answers. The VAE factor is assumed 8 (SD-type VAEs).
+# here, and regions.regions_of_batch (Encode's rule) answers. The VAE factor is assumed LATENT_CELL_PX (SD-type
+# VAEs); the answer says it (`cell_px`), so the canvas reads it from here.
 
 CROP_ROUTE = "/sdedit/crop_plan"
 _pictures = {}  # (kind, name, channel, mtime) -> (image, mask) from the host's loaders
@@ -203,8 +201,8 @@ def crop_answer(image: str, mask_from: str, mask_image: str | None, channel: str
         mask = _load("LoadImageMask", mask_image or "", channel)[1]
     height, width = pixels.shape[1:3]
     mask = fit_mask(mask, 1, height, width, "SDEdit 1 · Encode", "mask")
-    (work_h, work_w), (found,) = regions_of_batch(mask, ["canvas"], factor, padding, size, 8)
-    return {"picture": [width, height], "work": [work_w, work_h],
+    (work_h, work_w), (found,) = regions_of_batch(mask, ["canvas"], factor, padding, size, LATENT_CELL_PX)
+    return {"picture": [width, height], "work": [work_w, work_h], "cell_px": LATENT_CELL_PX,
             "crops": [[region.width, region.height] for region, _ in found]}
 
 

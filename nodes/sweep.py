@@ -5,7 +5,6 @@ visible, so a user can pick the strength. Each tile is the four nodes' own chain
 A video (an IMAGE batch given with a video VAE such as Wan's, which Encode turns into one video) is swept as
 one: the grid is a batch of one grid per frame (a video of grids) and each row of the table is over every
 frame together (sweep_math.squared_and_absolute_error over all frames' pixels), not per frame."""
-import comfy.samplers
 import comfy.utils
 import numpy as np
 import torch

@@ -17,7 +17,8 @@ import comfy.patcher_extension
 import comfy.supported_models
 import torch
 
-LATENT_CELL_PX = 8  # pixels per latent cell of the image models this pack edits (SD1.x, SD2.x, SDXL, SD3, Flux)
+from .image_size import LATENT_CELL_PX
+
 TILING_MODES = ("off", "on")
 
 

@@ -4,6 +4,7 @@ import comfy.samplers
 
 from . import checks, tiles
 from .common import io
+from .image_size import LATENT_CELL_PX
 from .sdedit_math import STEP_MODES
 
 TILING_OFF = tiles.Tiling()  # the tiling inputs' defaults: today's result, bit for bit
@@ -29,7 +30,7 @@ def sampling_inputs() -> list:
 
 def tiling_inputs() -> list:
     """tiling, tile_size, tile_overlap, tile_batch: optional, and off by default (today's result, bit for bit)."""
-    cell = tiles.LATENT_CELL_PX
+    cell = LATENT_CELL_PX
     return [
         io.Combo.Input("tiling", options=list(tiles.TILING_MODES), default="off", optional=True,
                        tooltip="on: the model runs on overlapping tiles of the latent at every step, blended "
