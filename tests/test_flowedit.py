@@ -79,13 +79,15 @@ def test_flowedit_is_its_closed_form_recurrence(sd15, flow, step_mode):
     model = gaussian(sd15[0], flow)
     y, latent = picture_latent(model)
     ms = model.get_model_object("model_sampling")
-    out = flowedit(model, latent, strength=0.7, steps=12, step_mode=step_mode)[0]
+    out, trajectory = flowedit(model, latent, strength=0.7, steps=12, step_mode=step_mode)
     sigmas = sm.sdedit_sigmas(ms, "normal", 12, 0.7, sm.start_sigma(ms, 0.7), step_mode)
     d = closed_form(ms, sigmas, flow, 1.0, 3.0)
     edited = model.get_model_object("latent_format").process_in(out["samples"]) - y
     assert abs(d) > 0.3, "the edit moves the picture"
     torch.testing.assert_close(edited, torch.full_like(edited, d), rtol=0, atol=1e-5)
     assert pictures.carried(out)[0].sigma is None  # denoised: Decode reads it as a clean latent
+    assert trajectory["samples"].shape[0] == len(sigmas) - 1  # Z after every level, the last one the result
+    torch.testing.assert_close(trajectory["samples"][-1:], out["samples"], rtol=1e-6, atol=1e-5)
 
 
 @pytest.mark.parametrize("flow", [False, True], ids=["eps", "flow"])
