@@ -51,10 +51,10 @@ class SDEditAddNoise(io.ComfyNode):
         sigma = start_sigma(model_sampling, strength)
         records = pictures.own_records(READER, latent, cls.hidden)
         latent_format = model.get_model_object("latent_format")
-        # Encode's masked_content "latent noise" / "latent nothing": the masked cells start from it (own seed stream).
-        shape_of = samples
-        samples = masked_content.start_in_add_noise(samples, records, latent_format, lambda: comfy.sample.prepare_noise(
-            shape_of, masked_content.noise_seed(seed), latent.get("batch_index")))
+        # Encode's masked_content "latent noise" / "latent nothing" in the masked cells; its noise on a stream of its own.
+        encoded = samples
+        samples = masked_content.start_in_add_noise(encoded, records, latent_format, lambda: comfy.sample.prepare_noise(
+            encoded, masked_content.noise_seed(seed), latent.get("batch_index")))
         start, noise = samples, None
         if sigma > 0.0:
             # The host's own noise: CPU generator, one draw per batch_index, as KSampler makes it.

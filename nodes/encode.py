@@ -110,8 +110,7 @@ class SDEditEncode(io.ComfyNode):
             out["noise_mask"] = working_mask  # the host's own key: its samplers mask by it
             if masked_content == "fill":
                 filled = encode_pixels(vae, pad_frames(to_working(fill(pixels, edit_mask), g), frames))
-                samples = take_masked(
-                    samples, filled, latent_cells(working_mask, samples.shape))
+                samples = take_masked(samples, filled, latent_cells(working_mask, samples.shape))
         records = with_masked_content(pictures.from_encode(samples, pixels, edit_mask, working_mask, g),
                                       masked_content)
         return io.NodeOutput(pictures.attach(out, samples, records))

@@ -1,5 +1,5 @@
 """The editing examples (strokes under a mask, repeats K = 3, a small region of a big picture, a strength
-per pixel, the tiled upscale, a video on Wan 2.1) run through a real `main.py --cpu` server."""
+per pixel, removing an object, the tiled upscale, a video on Wan 2.1) run through a real `main.py --cpu` server."""
 import json
 
 import numpy as np
@@ -13,9 +13,11 @@ STROKES_MASK = EXAMPLES / "input" / "sdedit_strokes_mask.png"
 REGION = EXAMPLES / "input" / "sdedit_region.png"
 REGION_MASK = EXAMPLES / "input" / "sdedit_region_mask.png"
 MAP_MASK = EXAMPLES / "input" / "sdedit_strength_map_mask.png"
+REMOVE = EXAMPLES / "input" / "sdedit_remove.png"
+REMOVE_MASK = EXAMPLES / "input" / "sdedit_remove_mask.png"
 VIDEO = EXAMPLES / "input" / "sdedit_video.mp4"
-NAMES = ["sdedit_strokes", "sdedit_repeats", "sdedit_region", "sdedit_strength_map", "sdedit_upscale", "sdedit_video",
-         "sdedit_flowedit"]
+NAMES = ["sdedit_strokes", "sdedit_repeats", "sdedit_region", "sdedit_strength_map", "sdedit_remove", "sdedit_upscale",
+         "sdedit_video", "sdedit_flowedit"]
 
 
 def wan_models() -> dict:
@@ -34,7 +36,7 @@ def server(tmp_path_factory, checkpoint_path):
     The template's video is offered by the pack itself."""
     from harness import ComfyServer, prepare_workspace
     base = prepare_workspace(tmp_path_factory.mktemp("comfyui"), checkpoint_path,
-                             [SAMPLE_IMAGE, STROKES, STROKES_MASK, REGION, REGION_MASK, MAP_MASK],
+                             [SAMPLE_IMAGE, STROKES, STROKES_MASK, REGION, REGION_MASK, MAP_MASK, REMOVE, REMOVE_MASK],
                              models=wan_models(), test_nodes=True)
     with ComfyServer(COMFYUI, base) as running:
         yield running
@@ -107,6 +109,17 @@ def test_the_strength_map_example_edits_by_its_three_levels_and_keeps_black(serv
     assert np.array_equal(out[keep], source[keep]), "black: the input's pixels"
     for level in (128, 255):
         assert np.abs(out[levels == level] - source[levels == level]).mean() > 5, f"grey {level} was edited"
+
+
+def test_the_remove_example_fills_the_mug_and_keeps_the_rest(server, checkpoint_path):
+    prompt = prompt_of("sdedit_remove", checkpoint_path)
+    [encode] = [n for n in prompt.values() if n["class_type"] == "SDEditEncode"]
+    assert encode["inputs"]["masked_content"] == "fill"
+    out = run(server, prompt)
+    source = np.asarray(Image.open(REMOVE).convert("RGB"), dtype=np.int16)
+    mask = np.asarray(Image.open(REMOVE_MASK).convert("L")) > 0
+    assert out.shape == source.shape and np.array_equal(out[~mask], source[~mask]), "outside the mask: the input"
+    assert np.abs(out[mask] - source[mask]).mean() > 5, "the masked mug was edited"
 
 
 def test_the_upscale_example_doubles_the_size_on_tiles(server, checkpoint_path):
