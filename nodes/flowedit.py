@@ -13,7 +13,7 @@ import comfy.utils
 import torch
 from tqdm.auto import trange
 
-from . import checks, engine, strength_map, tiles, widgets
+from . import checks, engine, pictures, strength_map, tiles, widgets
 from .common import CATEGORY, check_latent_channels, io
 from .sdedit_math import STEP_MODES, start_sigma
 
@@ -219,6 +219,17 @@ def check_widgets(source_cfg, target_cfg, scheduler, step_mode) -> list:
             *widgets.schedule_checks(NODE, scheduler, step_mode)]
 
 
+def replaced_content(noisy_latent: dict) -> str | None:
+    """FlowEdit edits from the source picture itself: a masked part Encode replaced (masked_content) is not it."""
+    modes = {r.masked_content for r in pictures.carried(noisy_latent)} - {"original"}
+    if not modes:
+        return None
+    return (f"{NODE}: input 'noisy_latent' comes from SDEdit 1 · Encode with masked_content "
+            f"'{sorted(modes)[0]}', but FlowEdit edits from the source picture itself, so a replaced masked part has "
+            "no meaning here. Fix: set Encode's masked_content to 'original', or use SDEdit 3 · Denoise to remove "
+            "an object.")
+
+
 class SDEditFlowEdit(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -287,7 +298,8 @@ class SDEditFlowEdit(io.ComfyNode):
             checks.refuse(tiles.position_dependent(NODE, conds))
         check_latent_channels(NODE, "noisy_latent", noisy_latent["samples"], model)
         checks.refuse(checks.latent(NODE, "noisy_latent", noisy_latent),
-                      prompt_shapes(model, source_positive, target_positive, negative))
+                      prompt_shapes(model, source_positive, target_positive, negative),
+                      replaced_content(noisy_latent))
         guider = FlowEditGuider(model)
         guider.set_flowedit(source_positive, target_positive, negative, source_cfg, target_cfg)
         out, trajectory, _ = engine.run(NODE, guider, EULER, noisy_latent, steps, scheduler, step_mode, cls.hidden,

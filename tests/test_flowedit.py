@@ -279,3 +279,13 @@ def test_sd15_tiled_keeps_its_pixels_across_tile_borders(sd15, prompts):
     _, untiled, _ = real_chain(sd15, prompts, image, mask=mask)
     assert torch.equal(decoded[:, :, :48], image[:, :, :48])
     assert not torch.equal(out["samples"][..., 6:], untiled["samples"][..., 6:]), "the U-Net saw tiles"
+
+
+@pytest.mark.parametrize("mode", ["fill", "latent noise", "latent nothing"])
+def test_a_replaced_masked_part_is_refused_by_name(sd15, prompts, mode):
+    """masked_content replaces what the masked part starts from; FlowEdit edits from the source picture itself."""
+    model, _, vae = sd15
+    latent = SDEditEncode.execute(picture(1), vae, mask=left_keep_mask(48), masked_content=mode)[0]
+    noisy = SDEditAddNoise.execute(model, latent, 0.6, 5)[0]
+    with pytest.raises(ValueError, match=f"SDEdit 3 · FlowEdit: input 'noisy_latent' .* masked_content '{mode}'"):
+        SDEditFlowEdit.execute(model, prompts[0], prompts[1], prompts[2], noisy, 5, 5.0, 5.0, "normal", "proportional")
