@@ -393,14 +393,7 @@ def queued_ids(server):
 def test_every_example_loads_from_the_template_browser_and_runs(canvas, example):
     server, page, _, frontend = canvas
     ui = json.loads((REPO / "example_workflows" / f"{example}.json").read_text())
-    page.evaluate("() => app.extensionManager.command.execute('Comfy.BrowseTemplates')")
-    dialog = page.get_by_role("dialog")
-    card = dialog.get_by_test_id(f"template-workflow-{example}")
-    if not card.is_visible():  # the templates of custom nodes sit under the pack's own entry in the dialog's nav
-        dialog.get_by_text(re.compile(r"^\s*sdedit[-_]img2img\s*$", re.I)).first.click()
-    card.click()
-    page.wait_for_function(f"() => app.extensionManager.workflow.activeWorkflow?.filename === '{example}'", polling=100)
-    card.wait_for(state="detached")
+    open_template(page, example)
     loaded = page.evaluate("() => app.graph.nodes.map(n => [n.id, n.type, n.type in LiteGraph.registered_node_types])")
     assert sorted((str(i), t) for i, t, _ in loaded) == sorted((str(n["id"]), n["type"]) for n in ui["nodes"])
     assert all(known for *_, known in loaded), loaded
