@@ -478,7 +478,10 @@ def open_template(page, example):
     if not card.is_visible():  # the templates of custom nodes sit under the pack's own entry in the dialog's nav
         dialog.get_by_text(re.compile(r"^\s*sdedit[-_]img2img\s*$", re.I)).first.click()
     card.click()
-    page.wait_for_function(f"() => app.extensionManager.workflow.activeWorkflow?.filename === '{example}'", polling=100)
+    # Opened again in the same page (an earlier test opened it), the frontend names it "<example> (2)", ...
+    page.wait_for_function("name => { const f = app.extensionManager.workflow.activeWorkflow?.filename;"
+                           " return f === name || /^ \\(\\d+\\)$/.test(f?.slice(name.length) ?? '') && f.startsWith(name); }",
+                           arg=example, polling=100)
     card.wait_for(state="detached")
 
 
