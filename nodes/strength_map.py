@@ -134,6 +134,8 @@ def denoise_group(guider, sampler, group: engine.Group, plan: engine.Plan):
     join, levels = join_levels(model_sampling, group.strength, cells, bins)
     top = top_strength(cells, group.strength, bins)
     sigmas = map_schedule(plan.sigmas(top, start_sigma(model_sampling, top)), levels)
+    if len(sigmas) < 2:  # a strength so small that the map's top level is 0: no step, as at strength 0
+        return group.noisy, group.noisy, sigmas
     # Grey parts join from this round's latent (a repeat's: the last result); kept parts stay the input's.
     start = torch.stack([r.clean if r.start is None else r.start for r in group.records]).to(group.noisy.dtype)
     held = torch.where(cells.to(start.device) > 0, start, group.clean)

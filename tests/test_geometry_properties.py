@@ -78,6 +78,11 @@ def test_the_issues_table_a_box_larger_than_the_picture_is_centred_and_stitched(
 @example(case=Case(height=1, width=288, batch=2, masks=((Rect(0, 268, 1, 20, 1.0), Rect(0, 0, 1, 288, 0.98)),
                                                    (Rect(0, 0, 1, 288, 1.0),)), crop_to_mask=True, crop_size=80,
               crop_padding=900, crop_factor=1.0, tiling="on", tile_overlap=184, tile_batch=1, steps=1))
+# bench/geometry.py's 2,000-case run: a grey mask at a strength whose map level is 0 ran no segment (a raw
+# AttributeError in Denoise); it now runs no step, as strength 0 does.
+@example(case=Case(height=286, width=15, batch=2, masks=((Rect(0, 0, 286, 15, 0.25),), (Rect(0, 0, 286, 15, 0.25),)),
+              crop_to_mask=True, crop_size=64, crop_padding=0, crop_factor=1.0, tile_batch=2,
+              strength=2.220446049250313e-16, steps=1, seed=504189))
 def test_every_case_is_refused_by_name_or_keeps_its_size_and_its_kept_pixels(case, model, cond, tiny_vae):
     out = geometry.run(case, model, cond, tiny_vae)
     assert geometry.violations(case, out) == [], case
