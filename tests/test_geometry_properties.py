@@ -91,15 +91,19 @@ def test_every_case_is_refused_by_name_or_keeps_its_size_and_its_kept_pixels(cas
 # --- the canvas routes say what Encode and Denoise do ------------------------------------------------------
 
 def plain_denoise_cases():
-    """Cases without crop_to_mask and with a hard mask or none: their steps are the plan's (a grey mask adds
-    the strength map's join levels, docs/editing.md)."""
+    """Cases without crop_to_mask and with a hard mask or none: their steps are the plan's (a grey mask, or the
+    grey edge mask_feather gives a hard one, adds the strength map's join levels, docs/editing.md)."""
     return geometry.cases(crop_to_mask=False).filter(
-        lambda c: c.masks is None or all(r.value == 1.0 for rects in c.masks for r in rects) and c.mask_size is None)
+        lambda c: c.masks is None or all(r.value == 1.0 for rects in c.masks for r in rects)
+        and c.mask_size is None and c.mask_feather == 0)
 
 
 @ROUTE_PROPERTY
 @given(case=plain_denoise_cases())
 @example(case=Case(height=1, width=1, strength=1.959477998369645e-76, steps=1))  # noise level 0: no step runs
+# CI's draw: several tiles, steps to run (the tile plan is a dict of its own under "tiles")
+@example(case=Case(height=200, width=136, tiling="on", tile_size=64, tile_overlap=16, tile_batch=2, strength=0.6,
+                   steps=3))
 def test_step_plan_says_the_noise_level_the_steps_and_the_tiles_denoise_runs(case, model, cond, tiny_vae):
     out = geometry.run(case, model, cond, tiny_vae)
     assert geometry.violations(case, out) == []
@@ -120,9 +124,11 @@ def test_step_plan_says_the_noise_level_the_steps_and_the_tiles_denoise_runs(cas
     _, _, cells_h, cells_w = out.noisy["samples"].shape
     one_tile = tile >= cells_h and tile >= cells_w
     evaluated = sum(out.calls) // rows
-    assert evaluated == plan["run"] * (1 if one_tile else plan["tiles"]), (plan, out.calls)
+    told = plan["tiles"]  # the tile plan the canvas line shows: tile, overlap, tiles and calls per step
+    assert (told["tiles"] == 1) == one_tile, (told, cells_h, cells_w)
+    assert evaluated == plan["run"] * told["tiles"], (plan, out.calls)
     if case.tile_batch and not one_tile:
-        assert len(out.calls) == plan["run"] * plan["calls"]
+        assert len(out.calls) == plan["run"] * told["calls"], (plan, out.calls)
 
 
 @pytest.fixture(scope="module")

@@ -112,9 +112,20 @@ def test_the_sweep_ui_workflow_is_a_template_and_its_api_twin_is_the_same_graph(
     assert sweep_api["step_mode"] == spec["step_mode"][1]["default"]
 
 
+def graph_of(workflow: dict) -> dict:
+    """The workflow without its layout: tools/fit_templates.py moves and sizes the UI file's nodes, groups and
+    notes to what the frontends measure after the asset script wrote it (the canvas layout test checks that)."""
+    out = json.loads(json.dumps(workflow))
+    for node in out.get("nodes", []):
+        node.pop("pos", None), node.pop("size", None)
+    for group in out.get("groups", []):
+        group.pop("bounding", None)
+    return out
+
+
 @pytest.mark.parametrize("path", [SWEEP_UI, SWEEP_API])
 def test_the_example_files_are_what_the_asset_script_writes(path):
     from tools import make_example_assets
     ui, api = make_example_assets.sweep_workflows()
     expected = ui if path == SWEEP_UI else api
-    assert json.loads(path.read_text()) == expected
+    assert graph_of(json.loads(path.read_text())) == graph_of(expected)
