@@ -179,9 +179,12 @@ export async function stepLine(node) {
     if (plan.run === 0) return { text: `runs 0 of ${plan.of} steps: strength 0 keeps the image`, title };
     const schedule = plan.assumed ? `${plan.schedule}'s schedule (assumed; strength ${strength.toFixed(2)})`
                                   : `${plan.schedule}'s schedule (strength ${strength.toFixed(2)})`;
-    if (flowEdit) {  // source and target per level, each noise draw of `average`
-        const calls = 2 * Math.max(1, Number(widget(node, "average")?.value) || 1);
-        return { text: `FlowEdit: ${plan.run} levels from σ = ${plan.sigma.toFixed(3)} on ${schedule}, ${calls} model calls per level${tilingText(plan.tiles)}`,
+    if (flowEdit) {  // source and target batched in one call per noise draw of `average`, unless the host's cfg-1
+                     // shortcut drops the uncond of one branch only (nodes/flowedit.py: FlowEditGuider)
+        const cfg1 = (name) => Math.abs(Number(widget(node, name)?.value) - 1) < 1e-9;
+        const branches = cfg1("source_cfg") === cfg1("target_cfg") ? 1 : 2;
+        const calls = branches * Math.max(1, Number(widget(node, "average")?.value) || 1);
+        return { text: `FlowEdit: ${plan.run} levels from σ = ${plan.sigma.toFixed(3)} on ${schedule}, ${calls} model call${calls === 1 ? "" : "s"} per level${tilingText(plan.tiles)}`,
                  title: `${title}; σ on ${plan.schedule}'s noise schedule: ${plan.reason}` };
     }
     return { text: `runs ${plan.run} of ${plan.of} steps from σ = ${plan.sigma.toFixed(3)} on ${schedule}${tilingText(plan.tiles)}`,

@@ -7,6 +7,8 @@ V = (x - D(x, sigma)) / sigma at Z_src (source prompt, source cfg) and at Z_tar 
 Z <- Z + (sigma_{i+1} - sigma_i) (V_tar - V_src). Both branches share N: the method is that coupling.
 The velocity is the host's own ODE (k-diffusion's to_d), so EPS, v-prediction and flow models all run it.
 """
+import math
+
 import comfy.model_management
 import comfy.samplers
 import comfy.utils
@@ -52,27 +54,92 @@ def shown_as_edit(latent_format, clean: torch.Tensor, displacement: torch.Tensor
 
 # --- the host's guider with two prompts -----------------------------------------------------------------------
 
+# sha256 of the host's comfy.samplers.sampling_function as FlowEditGuider.predict_noise mirrors it for two branches
+# (ComfyUI 0.3.64, comments and blank lines dropped): tests/test_engine.py fails when the host's function changes.
+MIRRORED_SAMPLING_FUNCTION = "699180602afe4040e90ea07057ff3e5ff804bbb7d80e5da64972a8332902e9e1"
+
+
+def cfg1(cfg: float, model_options: dict) -> bool:
+    """The host's cfg-1 shortcut (sampling_function): no uncond is computed."""
+    return math.isclose(cfg, 1.0) and not model_options.get("disable_cfg1_optimization", False)
+
+
+UNSHARED = ("area", "mask", "timestep_start", "timestep_end", "hooks", "gligen", "default", "strength")
+
+
+def shared_prompt(source: list | None, target: list | None, rows: int) -> list | None:
+    """One conditioning for 2 x `rows` rows, the source prompt's for the first `rows` and the target's for the
+    rest, so that both branches run in one model call as the host batches cond and uncond; None where the host
+    would not batch them either: several entries, an area, mask, time range, hook or GLIGEN, another ControlNet,
+    or tensors the host's conds cannot concatenate (cross-attention lengths too far apart)."""
+    if not source or not target or len(source) != 1 or len(target) != 1:
+        return None
+    s, t = source[0], target[0]
+    if any(k in s or k in t for k in UNSHARED) or s.get("control") is not t.get("control"):
+        return None
+    if set(s["model_conds"]) != set(t["model_conds"]):
+        return None
+    merged = {}
+    for key, cond in s["model_conds"].items():
+        a = cond.process_cond(batch_size=rows, area=None)
+        b = t["model_conds"][key].process_cond(batch_size=rows, area=None)
+        if type(a) is not type(b) or not a.can_concat(b):
+            return None
+        merged[key] = a._copy_with(a.concat([b]))
+    return [{**s, "model_conds": merged}]
+
+
 class FlowEditGuider(comfy.samplers.CFGGuider):
     """A CFGGuider holding the source prompt ("positive"), the target prompt ("target") and the negative, with a
     cfg for each branch. Given 2B rows (the source's B, then the target's B) it predicts both; given B, the target
-    only. Each branch is the host's own sampling_function (cond and uncond batched in one model call), so model
-    patches, LoRA, ControlNet, cfg functions and previews are the host's."""
+    only. Both branches go through the host's calc_cond_batch in one call (cond and uncond of both batched, as
+    sampling_function batches one branch's) and then each through the host's pre-cfg and cfg functions, so model
+    patches, LoRA, ControlNet, cfg functions and previews are the host's. Where the prompts cannot share a call
+    (shared_prompt), or the cfg-1 shortcut applies to one branch only, each branch is its own sampling_function."""
 
     rows = 0  # B, set by the sampler
+    calls_per_level = 0  # model calls of the last 2B prediction (1 or 2): what the canvas line quotes
 
     def set_flowedit(self, source, target, negative, source_cfg: float, target_cfg: float):
         self.inner_set_conds({"positive": source, "target": target, "negative": negative})
         self.source_cfg, self.target_cfg = float(source_cfg), float(target_cfg)
+        self.shared = None  # (the processed source and target it was made from, rows, the shared prompt)
+
+    def branch(self, x, timestep, cond: str, cfg: float, model_options, seed):
+        return comfy.samplers.sampling_function(self.inner_model, x, timestep, self.conds.get("negative"),
+                                                self.conds.get(cond), cfg, model_options=model_options, seed=seed)
+
+    def shared_positive(self, rows: int) -> list | None:
+        # the host processes the conds afresh for every sample call (an inpainting model's concat is the group's):
+        # made once per call, held with the lists it was made from
+        source, target = self.conds.get("positive"), self.conds.get("target")
+        if self.shared is None or self.shared[0] is not source or self.shared[1] is not target or self.shared[2] != rows:
+            self.shared = (source, target, rows, shared_prompt(source, target, rows))
+        return self.shared[3]
 
     def predict_noise(self, x, timestep, model_options={}, seed=None):
-        def branch(rows, cond, cfg):
-            return comfy.samplers.sampling_function(self.inner_model, x[rows], timestep[rows], self.conds.get("negative"),
-                                                    self.conds.get(cond), cfg, model_options=model_options, seed=seed)
         b = self.rows
-        if x.shape[0] == 2 * b:
-            return torch.cat([branch(slice(0, b), "positive", self.source_cfg),
-                              branch(slice(b, 2 * b), "target", self.target_cfg)])
-        return branch(slice(0, x.shape[0]), "target", self.target_cfg)
+        if x.shape[0] != 2 * b:
+            return self.branch(x, timestep, "target", self.target_cfg, model_options, seed)
+        shared = self.shared_positive(b)
+        one_call = (shared is not None and "sampler_calc_cond_batch_function" not in model_options
+                    and cfg1(self.source_cfg, model_options) == cfg1(self.target_cfg, model_options))
+        self.calls_per_level = 1 if one_call else 2
+        if not one_call:
+            return torch.cat([self.branch(x[:b], timestep[:b], "positive", self.source_cfg, model_options, seed),
+                              self.branch(x[b:], timestep[b:], "target", self.target_cfg, model_options, seed)])
+        negative = None if cfg1(self.source_cfg, model_options) else self.conds.get("negative")
+        out = comfy.samplers.calc_cond_batch(self.inner_model, [shared, negative], x, timestep, model_options)
+        results = []
+        for rows, name, cfg in ((slice(0, b), "positive", self.source_cfg), (slice(b, 2 * b), "target", self.target_cfg)):
+            cond, xs, ts = self.conds.get(name), x[rows], timestep[rows]
+            branch_out = [out[0][rows], out[1][rows]]
+            for fn in model_options.get("sampler_pre_cfg_function", []):  # as sampling_function, per branch
+                branch_out = fn({"conds": [cond, negative], "conds_out": branch_out, "cond_scale": cfg, "timestep": ts,
+                                 "input": xs, "sigma": ts, "model": self.inner_model, "model_options": model_options})
+            results.append(comfy.samplers.cfg_function(self.inner_model, branch_out[0], branch_out[1], cfg, xs, ts,
+                                                       model_options=model_options, cond=cond, uncond=negative))
+        return torch.cat(results)
 
 
 class FlowEditSampler(comfy.samplers.Sampler):
@@ -145,6 +212,7 @@ def edit(guider, sigmas: torch.Tensor, clean: torch.Tensor, join: torch.Tensor, 
     guider.sample(torch.zeros_like(clean), clean, sampler, sigmas, denoise_mask=denoise_mask,
                   callback=engine.progress_callback(model, len(sigmas) - 1, predictions),
                   disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    guider.shared = None  # the processed conds are the host's to free
     device = comfy.model_management.intermediate_device()
     out = shown_as_edit(latent_format, clean.to(device), sampler.displacement.to(device, clean.dtype))
     return out, engine.trajectory_of(model, out, predictions)
@@ -171,6 +239,8 @@ def mode(average: int = 1, sample_last: int = 0):
         if len(sigmas) < 2:  # a mask that edits nothing
             return group.clean, group.clean, sigmas
         binary = None if group.mask is None else (group.mask > 0).to(group.clean.dtype)  # inpainting models' concat
+        if group.mask is not None:  # the join levels are FlowEdit's mask rule: say so where Differential Diffusion is wired
+            guider = strength_map.without_mask_function(guider, NODE)
         out, trajectory = edit(guider, sigmas, group.clean, join, group.seed, average, sample_last, binary)
         return out, trajectory, sigmas
     return flowedit_group
@@ -239,8 +309,8 @@ class SDEditFlowEdit(io.ComfyNode):
             category=CATEGORY,
             description="FlowEdit (Kulikov et al. 2024) in place of SDEdit 3 · Denoise: changes what the target prompt "
                         "asks and keeps the rest of the picture (composition, pose, edges), without inverting it. "
-                        "Needs a source prompt that describes the input. Two model calls per level (source and "
-                        "target); flow models (SD3, Flux, Wan) as published, EPS/v models through their own ODE.",
+                        "Needs a source prompt that describes the input. Source and target run in one model call "
+                        "per level where the host can batch them; flow models (SD3, Flux, Wan) as published, EPS/v models through their own ODE.",
             inputs=[
                 io.Model.Input("model", tooltip="The diffusion model; the same one given to Add Noise."),
                 io.Conditioning.Input("source_positive", tooltip="What the input picture shows (CLIP Text Encode)."),

@@ -174,13 +174,13 @@ def denoise_by_map(guider, sampler, sigmas: torch.Tensor, noisy_latent: torch.Te
     return x, engine.trajectory_of(model, x, predictions)
 
 
-def without_mask_function(guider):
+def without_mask_function(guider, node: str = engine.NODE):
     """A shallow copy of `guider` without a denoise_mask_function (the host's DifferentialDiffusion): a strength
     map already says when each part joins, and the patch would threshold the map a second time."""
     if "denoise_mask_function" not in guider.model_options:
         return guider
     logging.info("%s: the strength map sets when each part of the picture is denoised; the model's "
-                 "denoise_mask_function (Differential Diffusion) is not applied on top of it.", engine.NODE)
+                 "denoise_mask_function (Differential Diffusion) is not applied on top of it.", node)
     plain = copy.copy(guider)
     plain.model_options = {k: v for k, v in guider.model_options.items() if k != "denoise_mask_function"}
     return plain

@@ -441,6 +441,8 @@ def test_every_example_loads_from_the_template_browser_and_runs(canvas, example)
                           f"&unet_name={widgets['UNETLoader'][0]}")
         assert (plan["schedule"], plan["assumed"]) == ("Wan 2.1", False) and 0 < plan["sigma"] < 1, plan
         wait_for_line(page, denoise, line_of(plan))
+    if example == "sdedit_flowedit":  # FlowEdit's line: the backend's levels, and the model calls per level
+        check_flowedit_line(server, page, api)
     if example in NOT_RUN_HERE:
         return
     # Pick the test checkpoint in Load Checkpoint's combo, fewer steps for the CPU, and press Run.
@@ -462,6 +464,33 @@ def test_every_example_loads_from_the_template_browser_and_runs(canvas, example)
     assert entry["prompt"][2][str(loader)]["inputs"]["ckpt_name"] == TEST_CKPT
     saved = server.saved_images(entry)
     assert saved and all(p.is_file() and p.stat().st_size > 0 for p in saved), entry["outputs"]
+
+
+def flowedit_line(plan, calls):
+    assumed = "assumed; " if plan["assumed"] else ""
+    return (f"FlowEdit: {plan['run']} levels from σ = {plan['sigma']:.3f} on {plan['schedule']}'s schedule "
+            f"({assumed}strength {plan['strength']:.2f}), {calls} model call{'' if calls == 1 else 's'} per level")
+
+
+def check_flowedit_line(server, page, api):
+    """Source and target share one model call per level (nodes/flowedit.py) unless exactly one cfg is 1, whose
+    branch then needs no uncond; `average` draws multiply the calls."""
+    [(node_id, node)] = [(k, n) for k, n in api.items() if n["class_type"] == "SDEditFlowEdit"]
+    [noise] = [n for n in api.values() if n["class_type"] == "SDEditAddNoise"]
+    [loader] = [n for n in api.values() if n["class_type"] == "CheckpointLoaderSimple"]
+    fe = node["inputs"]
+    assert fe["source_cfg"] != 1 and fe["target_cfg"] != 1, fe
+    plan = server.get(f"/sdedit/step_plan?strength={noise['inputs']['strength']}&steps={fe['steps']}"
+                      f"&step_mode={fe['step_mode']}&ckpt_name={loader['inputs']['ckpt_name']}")
+    assert plan["run"] > 0, plan
+    set_widget = "([id, name, value]) => { app.graph.getNodeById(id).widgets.find(w => w.name === name).value = value; }"
+    wait_for_line(page, int(node_id), flowedit_line(plan, 1))
+    for name, value, calls in [("source_cfg", 1.0, 2), ("average", 3, 6), ("target_cfg", 1.0, 3)]:
+        page.evaluate(set_widget, [int(node_id), name, value])
+        wait_for_line(page, int(node_id), flowedit_line(plan, calls))
+    for name in ("source_cfg", "target_cfg", "average"):
+        page.evaluate(set_widget, [int(node_id), name, fe.get(name, 1)])
+    wait_for_line(page, int(node_id), flowedit_line(plan, 1))
 
 
 def test_no_errors_from_the_pack_scripts(canvas):

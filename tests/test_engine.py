@@ -27,6 +27,15 @@ def test_the_mirrored_host_method_is_the_one_recorded():
         f"the change over, then record the new digest: MIRRORED_KSAMPLER_SAMPLE = \"{digest}\".")
 
 
+def test_the_mirrored_host_cfg_path_is_the_one_recorded():
+    from sdedit_img2img.nodes import flowedit
+    digest = hashlib.sha256(normalised_source(comfy.samplers.sampling_function).encode()).hexdigest()
+    assert digest == flowedit.MIRRORED_SAMPLING_FUNCTION, (
+        "The host's comfy.samplers.sampling_function changed. Re-read it against nodes/flowedit.py "
+        "FlowEditGuider.predict_noise (which runs it for the source and target branches in one calc_cond_batch), "
+        f"carry the change over, then record the new digest: MIRRORED_SAMPLING_FUNCTION = \"{digest}\".")
+
+
 def host_and_ours(model, conds, sampler_name, mask, seed=3, steps=4):
     """One run of the host's KSAMPLER and one of ContinueFromNoisyLatent started where the host starts, through the
     host's guider: (host result, ours, host callback steps, ours)."""

@@ -343,18 +343,26 @@ def test_the_hosts_inpaint_model_conditioning_with_sdedits_mask(family):
 # --- SDEdit 3 · FlowEdit on every family: it runs, equal prompts give the input back, a mask keeps its pixels ------
 
 def flowedit_chain(model, vae, conds, image, cfg, steps, mask, same=False):
-    """(clean latent, FlowEdit's latent, decoded) at strength 0.7; source conds[0], target conds[1] (or conds[0])."""
+    """(clean latent, FlowEdit's latent, decoded, the levels it ran, its model calls) at strength 0.7; source
+    conds[0], target conds[1] (or conds[0])."""
+    calls = []
+    counted = model.clone()
+    counted.set_model_unet_function_wrapper(
+        lambda apply, a: calls.append(a["input"].shape[0]) or apply(a["input"], a["timestep"], **a["c"]))
     latent = SDEditEncode.execute(image, vae, mask=mask)[0]
     noisy = SDEditAddNoise.execute(model, latent, 0.7, SEED)[0]
-    out = SDEditFlowEdit.execute(model, conds[0], conds[0] if same else conds[1], conds[1], noisy, steps, cfg, cfg,
-                                 "normal", "proportional")[0]
-    return latent, out, SDEditDecode.execute(out, vae)[0]
+    out, trajectory = SDEditFlowEdit.execute(counted, conds[0], conds[0] if same else conds[1], conds[1], noisy, steps,
+                                             cfg, cfg, "normal", "proportional")
+    levels = trajectory["samples"].shape[0] // latent["samples"].shape[0]
+    return latent, out, SDEditDecode.execute(out, vae)[0], levels, calls
 
 
 def assert_flowedit_keeps_and_edits(model, vae, conds, image, mask, cfg, steps=FAMILY_STEPS):
-    latent, same, _ = flowedit_chain(model, vae, conds, image, cfg, steps, mask, same=True)
+    latent, same, *_ = flowedit_chain(model, vae, conds, image, cfg, steps, mask, same=True)
     assert torch.equal(same["samples"], latent["samples"]), "equal prompts and cfgs: the input back"
-    _, out, decoded = flowedit_chain(model, vae, conds, image, cfg, steps, mask)
+    _, out, decoded, levels, calls = flowedit_chain(model, vae, conds, image, cfg, steps, mask)
+    rows = latent["samples"].shape[0] * (2 if cfg == 1.0 else 4)  # source and target, each with its uncond
+    assert levels > 0 and calls == [rows] * levels, "source and target share one model call per level"
     keep = mask[0] == 0
     assert decoded.shape == image.shape
     for f in range(image.shape[0]):

@@ -7,6 +7,8 @@ with d = Z - X: the noise drops out and FlowEdit's edit d follows a scalar recur
 The denoiser replaces the U-Net through the host's model_function_wrapper; each prompt's mean is read from its
 conditioning tensor.
 """
+import logging
+
 import nodes as host_nodes
 from comfy_extras.nodes_latent import LatentBatch
 import pytest
@@ -23,13 +25,14 @@ S = 0.8
 M_SOURCE, M_TARGET, M_NEG = 0.2, 0.9, 0.1
 
 
-def prompt(mean):
-    return [[torch.full((1, 2, 768), float(mean)), {}]]
+def prompt(mean, tokens=2):
+    return [[torch.full((1, tokens, 768), float(mean)), {}]]
 
 
-def gaussian(model, flow, seen=None):
+def gaussian(model, flow, seen=None, calls=None):
     """A clone of `model` whose prediction is the ideal denoiser of the prompt's Gaussian; `flow`: rectified flow
-    (shift 3) instead of the model's EPS schedule. `seen` collects the levels of every call."""
+    (shift 3) instead of the model's EPS schedule. `seen` collects the levels of every row, `calls` the level and
+    the rows of every model call."""
     patched = model.clone()
     if flow:
         patched.add_object_patch("model_sampling", flow_sampling(3.0))
@@ -40,6 +43,8 @@ def gaussian(model, flow, seen=None):
         a = 1.0 - sigma if flow else torch.ones_like(sigma)
         if seen is not None:
             seen.extend(float(s) for s in sigma.flatten())
+        if calls is not None:
+            calls.append((float(sigma.flatten()[0]), x.shape[0]))
         return (m + a * S ** 2 / (a ** 2 * S ** 2 + sigma ** 2) * (x - a * m)).to(x.dtype)
     patched.set_model_unet_function_wrapper(ideal)
     return patched
@@ -67,10 +72,10 @@ def picture_latent(model):
 
 
 def flowedit(model, latent, strength=0.6, seed=3, steps=10, source=M_SOURCE, target=M_TARGET, source_cfg=1.0,
-             target_cfg=3.0, scheduler="normal", step_mode="proportional", **options):
+             target_cfg=3.0, scheduler="normal", step_mode="proportional", target_tokens=2, **options):
     noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]
-    return SDEditFlowEdit.execute(model, prompt(source), prompt(target), prompt(M_NEG), noisy, steps, source_cfg,
-                                  target_cfg, scheduler, step_mode, **options)
+    return SDEditFlowEdit.execute(model, prompt(source), prompt(target, target_tokens), prompt(M_NEG), noisy, steps,
+                                  source_cfg, target_cfg, scheduler, step_mode, **options)
 
 
 @pytest.mark.parametrize("flow", [False, True], ids=["eps", "flow"])
@@ -88,6 +93,34 @@ def test_flowedit_is_its_closed_form_recurrence(sd15, flow, step_mode):
     assert pictures.carried(out)[0].sigma is None  # denoised: Decode reads it as a clean latent
     assert trajectory["samples"].shape[0] == len(sigmas) - 1  # Z after every level, the last one the result
     torch.testing.assert_close(trajectory["samples"][-1:], out["samples"], rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("flow", [False, True], ids=["eps", "flow"])
+@pytest.mark.parametrize("source_cfg,target_cfg,target_tokens,calls", [
+    (3.5, 13.5, 2, 1),   # the paper's SD3 cfgs: both branches' cond and uncond in one call
+    (1.0, 1.0, 2, 1),    # no uncond on either branch: the two conds in one call
+    (1.0, 3.0, 2, 2),    # the cfg-1 shortcut on the source only: each branch its own call, as the host runs it
+    (3.5, 13.5, 10, 3),  # prompt lengths 2 and 10 do not concatenate (the host's conds): the source's cond and
+                         # uncond in one call, the target's cond and uncond in one each, as sampling_function runs them
+], ids=["paper-cfgs", "cfg-1", "one-cfg-1", "lengths-apart"])
+def test_both_branches_share_one_model_call_where_the_host_can_batch_them(sd15, flow, source_cfg, target_cfg,
+                                                                          target_tokens, calls):
+    made = []
+    model = gaussian(sd15[0], flow, calls=made)
+    y, latent = picture_latent(model)
+    ms = model.get_model_object("model_sampling")
+    out = flowedit(model, latent, strength=0.7, steps=12, source_cfg=source_cfg, target_cfg=target_cfg,
+                   target_tokens=target_tokens)[0]
+    sigmas = sm.sdedit_sigmas(ms, "normal", 12, 0.7, sm.start_sigma(ms, 0.7), "proportional")
+    levels = sorted({sigma for sigma, _ in made}, reverse=True)
+    assert len(levels) == len(sigmas) - 1
+    assert [sum(1 for sigma, _ in made if sigma == level) for level in levels] == [calls] * len(levels)
+    uncond = not (source_cfg == target_cfg == 1.0)
+    assert sum(rows for _, rows in made) == len(levels) * (2 + 2 * uncond - (source_cfg != target_cfg and
+                                                                             1.0 in (source_cfg, target_cfg)))
+    d = closed_form(ms, sigmas, flow, source_cfg, target_cfg)  # batched or not, the same edit
+    edited = model.get_model_object("latent_format").process_in(out["samples"]) - y
+    torch.testing.assert_close(edited, torch.full_like(edited, d), rtol=0, atol=1e-5 * max(1.0, abs(d)))
 
 
 @pytest.mark.parametrize("flow", [False, True], ids=["eps", "flow"])
@@ -134,6 +167,23 @@ def test_the_last_levels_as_ordinary_sampling(sd15):
     assert len(seen) == 3 * 4 + 2 * 2  # 4 FlowEdit levels (source at cfg 1: cond only), 2 sampled (cond, uncond)
     plain = flowedit(model, latent, steps=10)[0]
     assert float((out["samples"] - plain["samples"]).abs().max()) > 1e-3
+
+
+def test_a_differential_diffusion_patch_is_named_and_left_out(sd15, caplog):
+    """A mask's parts join at their own levels (FlowEdit's rule); the host's Differential Diffusion would threshold
+    the mask a second time: it is left out, and the log says so by the node's name."""
+    from comfy_extras.nodes_differential_diffusion import DifferentialDiffusion
+    model = gaussian(sd15[0], False)
+    _, latent = picture_latent(model)
+    mask = torch.ones(1, 64, 96)
+    mask[:, :, :48] = 0.5
+    masked = host_nodes.SetLatentNoiseMask().set_mask(latent, mask)[0]
+    patched = DifferentialDiffusion.execute(model)[0]
+    with caplog.at_level(logging.INFO):
+        out = flowedit(patched, masked, strength=0.8)[0]["samples"]
+    said = [r.getMessage() for r in caplog.records if "Differential Diffusion" in r.getMessage()]
+    assert said and all(m.startswith("SDEdit 3 · FlowEdit: ") for m in said), said
+    assert torch.equal(out, flowedit(model, masked, strength=0.8)[0]["samples"])
 
 
 @pytest.mark.parametrize("flow", [False, True], ids=["eps", "flow"])
