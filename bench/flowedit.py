@@ -16,6 +16,7 @@ Usage: COMFYUI_PATH=... .venv/bin/python -P bench/flowedit.py
 """
 import pathlib
 import resource
+import statistics
 import sys
 import time
 
@@ -29,6 +30,7 @@ harness.load_pack()
 
 import comfy.model_management  # noqa: E402
 import comfy.model_sampling  # noqa: E402
+import comfy.samplers  # noqa: E402
 import nodes as host_nodes  # noqa: E402
 import torch  # noqa: E402
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise  # noqa: E402
@@ -122,6 +124,9 @@ def figure(rows):
     print(f"\nfigure: {FIGURE.relative_to(REPO)}")
 
 
+ROUNDS = 5
+
+
 def cost(model, clip):
     encode = host_nodes.CLIPTextEncode().encode
     source, target, negative = (encode(clip, t)[0] for t in ("a photo of a cat", "a photo of a dog", ""))
@@ -134,33 +139,43 @@ def cost(model, clip):
     counted.set_model_unet_function_wrapper(count)
     cuda = torch.cuda.is_available()
     device = "GPU: " + torch.cuda.get_device_name() if cuda else "CPU"
-    print("\n| device | latent | method | steps run | s per level | model calls per level | rows per call | "
-          "peak memory |")
-    print("|---|---|---|---|---|---|---|---|")
-    for size in (64,):
+    print(f"\n| device | latent | method | steps run | s per level (median of {ROUNDS}) | × Denoise | model calls "
+          "per level | rows per call | peak memory |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for size in (64, 128):
         latent = {"samples": torch.randn(1, 4, size // 8, size // 8, generator=torch.Generator().manual_seed(1))}
-        seen = []
+        seen = {}
         with torch.inference_mode():
             noisy = SDEditAddNoise.execute(counted, latent, 0.6, SEED)[0]
-            for method in ("Denoise", "FlowEdit", "Denoise", "FlowEdit"):  # the first pair warms up
-                calls.clear()
-                if cuda:
-                    torch.cuda.reset_peak_memory_stats()
-                rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                start = time.perf_counter()
-                if method == "Denoise":
-                    SDEditDenoise.execute(counted, target, negative, noisy, 20, 5.0, "euler", "normal", "proportional")
-                else:
-                    SDEditFlowEdit.execute(counted, source, target, negative, noisy, 20, 5.0, 5.0, "normal",
-                                           "proportional")
-                seconds = time.perf_counter() - start
-                peak = f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if cuda else \
-                    f"+{(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024:.0f} MiB peak RSS"
-                seen.append((method, seconds, list(calls), peak))
+            per_branch = counted.clone()  # the host's hook: each branch its own sampling_function, two calls
+            per_branch.model_options["sampler_calc_cond_batch_function"] = lambda a: comfy.samplers.calc_cond_batch(
+                a["model"], a["conds"], a["input"], a["sigma"], a["model_options"])
+            methods = ("Denoise", "FlowEdit", "FlowEdit, a call per branch")
+            for round_ in range(1 + ROUNDS):  # the first round warms up; then the methods interleaved
+                for method in methods:
+                    calls.clear()
+                    if cuda:
+                        torch.cuda.reset_peak_memory_stats()
+                    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                    start = time.perf_counter()
+                    if method == "Denoise":
+                        SDEditDenoise.execute(counted, target, negative, noisy, 20, 5.0, "euler", "normal",
+                                              "proportional")
+                    else:
+                        SDEditFlowEdit.execute(counted if method == "FlowEdit" else per_branch, source, target,
+                                               negative, noisy, 20, 5.0, 5.0, "normal", "proportional")
+                    seconds = time.perf_counter() - start
+                    peak = f"{torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if cuda else \
+                        f"+{(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024:.0f} MiB peak RSS"
+                    if round_:
+                        seen.setdefault(method, []).append((seconds, list(calls), peak))
         levels = 12  # round(0.6 x 20)
-        for method, seconds, sizes, peak in seen[2:]:
-            print(f"| {device} | {size}x{size} px | {method} | {levels} | {seconds / levels:.3f} | "
-                  f"{len(sizes) / levels:.0f} | {max(sizes)} | {peak} |")
+        base = statistics.median(t for t, *_ in seen["Denoise"])
+        for method, runs in seen.items():
+            median = statistics.median(t for t, *_ in runs)
+            _, sizes, peak = runs[-1]
+            print(f"| {device} | {size}x{size} px | {method} | {levels} | {median / levels:.3f} | "
+                  f"{median / base:.2f} | {len(sizes) / levels:.0f} | {max(sizes)} | {peak} |")
         comfy.model_management.soft_empty_cache()
 
 

@@ -311,6 +311,30 @@ def test_sd15_equal_prompts_give_the_input_and_a_mask_keeps_its_pixels(sd15, pro
     assert float((decoded[:, :, 48:] - image[:, :, 48:]).abs().mean()) > 1e-3
 
 
+def host_batching(model):
+    """A clone whose cond batches go through the host's sampling_function hook: FlowEdit then runs each branch as
+    the host runs one (two calls per level) instead of both in one call."""
+    import comfy.samplers
+    patched = model.clone()
+    patched.model_options["sampler_calc_cond_batch_function"] = lambda a: comfy.samplers.calc_cond_batch(
+        a["model"], a["conds"], a["input"], a["sigma"], a["model_options"])
+    return patched
+
+
+def test_sd15_one_call_per_level_is_the_two_branch_result(sd15, prompts):
+    """The real U-Net: both branches batched in one call give what each branch run on its own gives (float32
+    rounding of a batched call apart)."""
+    model, _, vae = sd15
+    latent = SDEditEncode.execute(picture(1), vae)[0]
+    results = []
+    for m in (model, host_batching(model)):
+        noisy = SDEditAddNoise.execute(m, latent, 0.6, 5)[0]
+        results.append(SDEditFlowEdit.execute(m, prompts[0], prompts[1], prompts[2], noisy, 5, 5.0, 7.0, "normal",
+                                              "proportional")[0]["samples"])
+    assert float((results[0] - latent["samples"]).abs().mean()) > 1e-3, "the prompts edit the picture"
+    torch.testing.assert_close(results[0], results[1], rtol=1e-3, atol=1e-3)  # the rounding, times cfg, per level
+
+
 def test_sd15_crop_to_mask_edits_the_region_and_keeps_the_rest(sd15, prompts):
     image = picture(2, height=128, width=192)
     mask = torch.zeros(1, 128, 192)
