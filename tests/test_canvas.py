@@ -378,6 +378,11 @@ RUN_STEPS = 1  # every template, run as loaded but for its step count (a CPU): t
 # Templates on models no test machine can hold (the video one's umt5-xxl text encoder has 5.7 B parameters): loaded
 # here, run in tests/test_editing_server.py on small random files with a test node in place of the text encoder.
 NOT_RUN_HERE = {"sdedit_video"}
+# Templates whose API twins tests/test_editing_server.py runs to their images (and checks them): here, on every
+# frontend, the prompt Run queues is checked against the twin and the run cancelled. The others run to their
+# images on the pinned frontend. (What the server runs is no frontend's: CI's minutes go where they tell.)
+RUN_HEADLESS = {"sdedit_flowedit", "sdedit_region", "sdedit_remove", "sdedit_repeats", "sdedit_strength_map",
+                "sdedit_strokes", "sdedit_upscale"}
 
 
 def history_ids(server):
@@ -457,9 +462,7 @@ def test_every_example_loads_from_the_template_browser_and_runs(canvas, example)
         assert time.monotonic() < deadline, f"{example}: Run queued nothing within 60 s"
         time.sleep(0.25)
     [prompt_id] = new
-    if frontend != "pinned":
-        # What the server runs is the frontend's no more: the queued prompt is the point here. Its run, the same on
-        # every frontend, is waited for on the pinned one (and the API twins run in tests/test_editing_server.py).
+    if frontend != "pinned" or example in RUN_HEADLESS:  # the queued prompt is the frontend's part; then cancel
         queued = {item[1]: item[2] for item in sum(server.get("/queue").values(), [])}
         prompt = queued.get(prompt_id) or server.get(f"/history/{prompt_id}")[prompt_id]["prompt"][2]
         assert {k: n["class_type"] for k, n in prompt.items()} == {k: n["class_type"] for k, n in api.items()}
@@ -505,6 +508,15 @@ def check_flowedit_line(server, page, api):
     for name in ("source_cfg", "target_cfg", "average"):
         page.evaluate(set_widget, [int(node_id), name, fe.get(name, 1)])
     wait_for_line(page, int(node_id), flowedit_line(plan, 1))
+
+
+def test_the_templates_not_run_here_run_headless():
+    """RUN_HEADLESS holds only templates whose API twin tests/test_editing_server.py runs (read, not imported)."""
+    source = (REPO / "tests" / "test_editing_server.py").read_text()
+    headless = set(re.findall(r'run\(server, prompt_of\("(\w+)"', source)) | set(
+        re.findall(r'prompt = prompt_of\("(\w+)"[^\n]*\n(?:.*\n){0,6}?\s+out = run\(server, prompt\)', source))
+    assert RUN_HEADLESS <= headless, RUN_HEADLESS - headless
+    assert RUN_HEADLESS < set(EXAMPLES) - NOT_RUN_HERE, "some template must run to its image in the browser"
 
 
 def test_no_errors_from_the_pack_scripts(canvas):

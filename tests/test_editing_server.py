@@ -90,7 +90,7 @@ def test_the_region_example_edits_the_small_mask_and_keeps_the_big_rest(server, 
 
 
 def test_the_flowedit_example_runs_as_loaded(server, checkpoint_path):
-    prompt = prompt_of("sdedit_flowedit", checkpoint_path, steps=2)  # strength 0.7: 1 level, 2 model calls
+    prompt = prompt_of("sdedit_flowedit", checkpoint_path, steps=2)  # strength 0.7: 1 level, 1 model call
     [flowedit] = [n for n in prompt.values() if n["class_type"] == "SDEditFlowEdit"]
     texts = {k: n["inputs"]["text"] for k, n in prompt.items() if n["class_type"] == "CLIPTextEncode"}
     assert texts[flowedit["inputs"]["source_positive"][0]] != texts[flowedit["inputs"]["target_positive"][0]]
