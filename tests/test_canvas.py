@@ -378,11 +378,12 @@ RUN_STEPS = 1  # every template, run as loaded but for its step count (a CPU): t
 # Templates on models no test machine can hold (the video one's umt5-xxl text encoder has 5.7 B parameters): loaded
 # here, run in tests/test_editing_server.py on small random files with a test node in place of the text encoder.
 NOT_RUN_HERE = {"sdedit_video"}
-# Templates whose API twins tests/test_editing_server.py runs to their images (and checks them): here, on every
-# frontend, the prompt Run queues is checked against the twin and the run cancelled. The others run to their
-# images on the pinned frontend. (What the server runs is no frontend's: CI's minutes go where they tell.)
+# Templates whose API twins tests/test_editing_server.py (and test_process_server.py: the sweep) run to their images
+# and check: here, on every frontend, the prompt Run queues is checked against the twin and the run cancelled.
+# The others run to their images on the pinned frontend. (What the server runs is no frontend's: CI's minutes go
+# where they tell. Every template running here too cost 35 of CI's 74 minutes.)
 RUN_HEADLESS = {"sdedit_flowedit", "sdedit_region", "sdedit_remove", "sdedit_repeats", "sdedit_strength_map",
-                "sdedit_strokes", "sdedit_upscale"}
+                "sdedit_strokes", "sdedit_upscale", "sdedit_strength_sweep"}
 
 
 def history_ids(server):
@@ -511,10 +512,14 @@ def check_flowedit_line(server, page, api):
 
 
 def test_the_templates_not_run_here_run_headless():
-    """RUN_HEADLESS holds only templates whose API twin tests/test_editing_server.py runs (read, not imported)."""
+    """RUN_HEADLESS holds only templates whose API twin a server test runs (the files read, not imported)."""
     source = (REPO / "tests" / "test_editing_server.py").read_text()
     headless = set(re.findall(r'run\(server, prompt_of\("(\w+)"', source)) | set(
         re.findall(r'prompt = prompt_of\("(\w+)"[^\n]*\n(?:.*\n){0,6}?\s+out = run\(server, prompt\)', source))
+    sweep = (REPO / "tests" / "test_process_server.py").read_text()
+    if re.search(r"prompt = with_checkpoint\(SWEEP_API, checkpoint_path\)\n(?:.*\n){0,3}?\s+entry = server\.run\(prompt\)",
+                 sweep):
+        headless.add("sdedit_strength_sweep")
     assert RUN_HEADLESS <= headless, RUN_HEADLESS - headless
     assert RUN_HEADLESS < set(EXAMPLES) - NOT_RUN_HERE, "some template must run to its image in the browser"
 
