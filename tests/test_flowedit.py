@@ -335,6 +335,40 @@ def test_sd15_one_call_per_level_is_the_two_branch_result(sd15, prompts):
     torch.testing.assert_close(results[0], results[1], rtol=1e-3, atol=1e-3)  # the rounding, times cfg, per level
 
 
+def test_sd15_progress_bar_and_previews_every_level_and_cancel_within_one(sd15, prompts, monkeypatch):
+    """The host's progress bar gets every level with a latent preview; Cancel stops FlowEdit after the level it
+    was pressed in (one model call per level here: paper-like cfgs on both branches)."""
+    import comfy.cli_args
+    import comfy.model_management
+    import comfy.utils
+    model, _, vae = sd15
+    monkeypatch.setattr(comfy.cli_args.args, "preview_method", comfy.cli_args.LatentPreviewMethod.Latent2RGB)
+    updates = []
+    monkeypatch.setattr(comfy.utils, "PROGRESS_BAR_HOOK",
+                        lambda value, total, preview, node_id=None: updates.append((value, total, preview)))
+    latent = SDEditEncode.execute(picture(1), vae)[0]
+    noisy = SDEditAddNoise.execute(model, latent, 0.6, 5)[0]
+    SDEditFlowEdit.execute(model, prompts[0], prompts[1], prompts[2], noisy, 10, 5.0, 7.0, "normal", "proportional")
+    assert [(v, t) for v, t, _ in updates] == [(i, 6) for i in range(1, 7)]  # round(0.6 x 10) levels
+    assert all(p is not None and p[0] == "JPEG" and p[1].size[0] > 0 for _, _, p in updates)
+    calls = []
+    patched = model.clone()
+
+    def wrapper(apply_model, args):
+        calls.append(1)
+        if len(calls) == 3:
+            comfy.model_management.interrupt_current_processing(True)  # the user presses Cancel
+        return apply_model(args["input"], args["timestep"], **args["c"])
+    patched.set_model_unet_function_wrapper(wrapper)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            SDEditFlowEdit.execute(patched, prompts[0], prompts[1], prompts[2], noisy, 10, 5.0, 7.0, "normal",
+                                   "proportional")
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+    assert len(calls) == 3
+
+
 def test_sd15_crop_to_mask_edits_the_region_and_keeps_the_rest(sd15, prompts):
     image = picture(2, height=128, width=192)
     mask = torch.zeros(1, 128, 192)
