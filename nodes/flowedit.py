@@ -98,7 +98,6 @@ class FlowEditGuider(comfy.samplers.CFGGuider):
     (shared_prompt), or the cfg-1 shortcut applies to one branch only, each branch is its own sampling_function."""
 
     rows = 0  # B, set by the sampler
-    calls_per_level = 0  # model calls of the last 2B prediction (1 or 2): what the canvas line quotes
 
     def set_flowedit(self, source, target, negative, source_cfg: float, target_cfg: float):
         self.inner_set_conds({"positive": source, "target": target, "negative": negative})
@@ -124,7 +123,6 @@ class FlowEditGuider(comfy.samplers.CFGGuider):
         shared = self.shared_positive(b)
         one_call = (shared is not None and "sampler_calc_cond_batch_function" not in model_options
                     and cfg1(self.source_cfg, model_options) == cfg1(self.target_cfg, model_options))
-        self.calls_per_level = 1 if one_call else 2
         if not one_call:
             return torch.cat([self.branch(x[:b], timestep[:b], "positive", self.source_cfg, model_options, seed),
                               self.branch(x[b:], timestep[b:], "target", self.target_cfg, model_options, seed)])
