@@ -369,6 +369,32 @@ def test_sd15_progress_bar_and_previews_every_level_and_cancel_within_one(sd15, 
     assert len(calls) == 3
 
 
+def test_sd15_a_lora_reaches_both_branches(sd15, prompts):
+    """A LoRA (the host's loader on a random LoRA of every attention query of the U-Net) patches the model both
+    branches run: the edit changes, and equal prompts still give the input back."""
+    import comfy.sd
+    model, _, vae = sd15
+    weights = {k: v for k, v in model.model.state_dict().items()
+               if k.startswith("diffusion_model.") and k.endswith("attn1.to_q.weight")}
+    assert weights
+    g = torch.Generator().manual_seed(0)
+    lora = {}
+    for k, w in weights.items():
+        name = "lora_unet_" + k[len("diffusion_model."):-len(".weight")].replace(".", "_")
+        lora[f"{name}.lora_up.weight"] = torch.randn(w.shape[0], 4, generator=g)
+        lora[f"{name}.lora_down.weight"] = torch.randn(4, w.shape[1], generator=g)
+        lora[f"{name}.alpha"] = torch.tensor(4.0)
+    patched = comfy.sd.load_lora_for_models(model, None, lora, 1.0, 0.0)[0]
+    latent = SDEditEncode.execute(picture(1), vae)[0]
+    outs = []
+    for m, target in ((model, 1), (patched, 1), (patched, 0)):
+        noisy = SDEditAddNoise.execute(m, latent, 0.6, 5)[0]
+        outs.append(SDEditFlowEdit.execute(m, prompts[0], prompts[target], prompts[2], noisy, 5, 5.0, 5.0, "normal",
+                                           "proportional")[0]["samples"])
+    assert float((outs[0] - outs[1]).abs().mean()) > 1e-3, "the LoRA changed the edit"
+    assert torch.equal(outs[2], latent["samples"]), "equal prompts: the input back, LoRA or not"
+
+
 def test_sd15_crop_to_mask_edits_the_region_and_keeps_the_rest(sd15, prompts):
     image = picture(2, height=128, width=192)
     mask = torch.zeros(1, 128, 192)
