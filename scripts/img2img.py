@@ -15,8 +15,9 @@ Real weights in one step: --download fetches that SD1.5 file (2.13 GB, from Comf
              your ComfyUI's models/checkpoints instead, for ComfyUI itself to use. Progress is shown, an
              interrupted download resumes, and the file is checked (size, SHA-256) before it is used.
 Device:      where your ComfyUI would run (CUDA, Apple MPS, Intel XPU, else the CPU); --cpu forces the CPU.
-             Expected time at 20 steps (strength 0.6 runs 12), 512x512, after start-up (~10-20 s): the test
-             checkpoint about 40 s on a 2-core CPU; real SD1.5 a minute or more on a CPU, seconds on a GPU.
+             Expected time at 20 steps (strength 0.6 runs 12) on the example picture: the test checkpoint
+             1.5 min from the command to the PNG on an idle 2-core CPU (start-up included); real SD1.5 a few
+             minutes on a CPU, seconds on a GPU.
 Writes:      only the workspace (--out, default out/ in this repository): ComfyUI's --base-directory, holding
              the pack's link, the input copy, the outputs and comfyui.log. Your ComfyUI's custom_nodes/ and
              models/ are only read (--download comfyui writes the one file you asked for).
