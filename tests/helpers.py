@@ -33,6 +33,28 @@ def counting(model):
     return patched, calls
 
 
+def cancelled(run, model, at_call: int) -> list:
+    """Runs `run(patched)` with a clone of `model` whose U-Net call number `at_call` presses Cancel (the host's
+    interrupt flag); asserts the run stops with the host's InterruptProcessingException. The U-Net calls made."""
+    import comfy.model_management
+    import pytest
+    calls = []
+    patched = model.clone()
+
+    def wrapper(apply_model, args):
+        calls.append(1)
+        if len(calls) == at_call:
+            comfy.model_management.interrupt_current_processing(True)  # the user presses Cancel
+        return apply_model(args["input"], args["timestep"], **args["c"])
+    patched.set_model_unet_function_wrapper(wrapper)
+    try:
+        with pytest.raises(comfy.model_management.InterruptProcessingException):
+            run(patched)
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+    return calls
+
+
 def sdedit(model, conds, latent, strength, seed=7, steps=10, cfg=7.0, sampler_name="euler",
            scheduler="normal", step_mode="proportional"):
     noisy = SDEditAddNoise.execute(model, latent, strength, seed)[0]

@@ -13,7 +13,7 @@ import nodes as host_nodes
 from comfy_extras.nodes_latent import LatentBatch
 import pytest
 import torch
-from helpers import flow_sampling, left_keep_mask, picture
+from helpers import cancelled, flow_sampling, left_keep_mask, picture
 from sdedit_img2img.nodes import pictures
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
@@ -339,7 +339,6 @@ def test_sd15_progress_bar_and_previews_every_level_and_cancel_within_one(sd15, 
     """The host's progress bar gets every level with a latent preview; Cancel stops FlowEdit after the level it
     was pressed in (one model call per level here: paper-like cfgs on both branches)."""
     import comfy.cli_args
-    import comfy.model_management
     import comfy.utils
     model, _, vae = sd15
     monkeypatch.setattr(comfy.cli_args.args, "preview_method", comfy.cli_args.LatentPreviewMethod.Latent2RGB)
@@ -351,21 +350,8 @@ def test_sd15_progress_bar_and_previews_every_level_and_cancel_within_one(sd15, 
     SDEditFlowEdit.execute(model, prompts[0], prompts[1], prompts[2], noisy, 10, 5.0, 7.0, "normal", "proportional")
     assert [(v, t) for v, t, _ in updates] == [(i, 6) for i in range(1, 7)]  # round(0.6 x 10) levels
     assert all(p is not None and p[0] == "JPEG" and p[1].size[0] > 0 for _, _, p in updates)
-    calls = []
-    patched = model.clone()
-
-    def wrapper(apply_model, args):
-        calls.append(1)
-        if len(calls) == 3:
-            comfy.model_management.interrupt_current_processing(True)  # the user presses Cancel
-        return apply_model(args["input"], args["timestep"], **args["c"])
-    patched.set_model_unet_function_wrapper(wrapper)
-    try:
-        with pytest.raises(comfy.model_management.InterruptProcessingException):
-            SDEditFlowEdit.execute(patched, prompts[0], prompts[1], prompts[2], noisy, 10, 5.0, 7.0, "normal",
-                                   "proportional")
-    finally:
-        comfy.model_management.interrupt_current_processing(False)
+    calls = cancelled(lambda patched: SDEditFlowEdit.execute(patched, prompts[0], prompts[1], prompts[2], noisy, 10,
+                                                             5.0, 7.0, "normal", "proportional"), model, at_call=3)
     assert len(calls) == 3
 
 

@@ -16,7 +16,7 @@ from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
 from sdedit_img2img.nodes.denoise import SDEditDenoise
 from sdedit_img2img.nodes.encode import SDEditEncode
-from helpers import H, W, counting, host_custom_advanced, picture, sdedit
+from helpers import H, W, cancelled, counting, host_custom_advanced, picture, sdedit
 
 
 @pytest.fixture(scope="module")
@@ -203,20 +203,7 @@ def test_progress_bar_gets_every_step_with_a_latent_preview(model, conds, clean_
 
 
 def test_cancel_stops_sampling_within_one_step(model, conds, clean_latent):
-    calls = []
-    patched = model.clone()
-
-    def wrapper(apply_model, args):
-        calls.append(1)
-        if len(calls) == 3:
-            comfy.model_management.interrupt_current_processing(True)  # the user presses Cancel
-        return apply_model(args["input"], args["timestep"], **args["c"])
-    patched.set_model_unet_function_wrapper(wrapper)
-    try:
-        with pytest.raises(comfy.model_management.InterruptProcessingException):
-            sdedit(patched, conds, clean_latent, 1.0, steps=20)
-    finally:
-        comfy.model_management.interrupt_current_processing(False)
+    calls = cancelled(lambda patched: sdedit(patched, conds, clean_latent, 1.0, steps=20), model, at_call=3)
     assert len(calls) == 3
 
 
