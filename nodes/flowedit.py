@@ -102,25 +102,18 @@ class FlowEditGuider(comfy.samplers.CFGGuider):
     def set_flowedit(self, source, target, negative, source_cfg: float, target_cfg: float):
         self.inner_set_conds({"positive": source, "target": target, "negative": negative})
         self.source_cfg, self.target_cfg = float(source_cfg), float(target_cfg)
-        self.shared = None  # (the processed source and target it was made from, rows, the shared prompt)
 
     def branch(self, x, timestep, cond: str, cfg: float, model_options, seed):
         return comfy.samplers.sampling_function(self.inner_model, x, timestep, self.conds.get("negative"),
                                                 self.conds.get(cond), cfg, model_options=model_options, seed=seed)
 
-    def shared_positive(self, rows: int) -> list | None:
-        # the host processes the conds afresh for every sample call (an inpainting model's concat is the group's):
-        # made once per call, held with the lists it was made from
-        source, target = self.conds.get("positive"), self.conds.get("target")
-        if self.shared is None or self.shared[0] is not source or self.shared[1] is not target or self.shared[2] != rows:
-            self.shared = (source, target, rows, shared_prompt(source, target, rows))
-        return self.shared[3]
-
     def predict_noise(self, x, timestep, model_options={}, seed=None):
         b = self.rows
         if x.shape[0] != 2 * b:
             return self.branch(x, timestep, "target", self.target_cfg, model_options, seed)
-        shared = self.shared_positive(b)
+        # made from the conds the host processed for this sample call (an inpainting model's concat is the
+        # group's); a concatenation per level, nothing beside a model call
+        shared = shared_prompt(self.conds.get("positive"), self.conds.get("target"), b)
         one_call = (shared is not None and "sampler_calc_cond_batch_function" not in model_options
                     and cfg1(self.source_cfg, model_options) == cfg1(self.target_cfg, model_options))
         if not one_call:
@@ -210,7 +203,6 @@ def edit(guider, sigmas: torch.Tensor, clean: torch.Tensor, join: torch.Tensor, 
     guider.sample(torch.zeros_like(clean), clean, sampler, sigmas, denoise_mask=denoise_mask,
                   callback=engine.progress_callback(model, len(sigmas) - 1, predictions),
                   disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
-    guider.shared = None  # the processed conds are the host's to free
     device = comfy.model_management.intermediate_device()
     out = shown_as_edit(latent_format, clean.to(device), sampler.displacement.to(device, clean.dtype))
     return out, engine.trajectory_of(model, out, predictions)
