@@ -8,7 +8,7 @@ stand-ins of the host's own classes (a small comfy.sd.VAE of factor 8, the close
 must give either a refusal naming the node, the input and the fix, or the documented sizes with every pixel
 outside the mask the input's, bit for bit. The canvas routes must say what Encode and Denoise then do.
 
-Bounded here (SDEDIT_GEOMETRY_CASES cases, 100 by default, a quarter of it for each route; fixed seed); bench/geometry.py runs thousands.
+Bounded here (SDEDIT_GEOMETRY_CASES cases, 300 by default, a quarter of it for each route; fixed seed); bench/geometry.py runs thousands.
 Shrunk failures are kept as @example()s; the issue's table is its own test.
 """
 import os
@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sdedit_img2img.nodes import pictures, routes, tiles
 
-CASES = int(os.environ.get("SDEDIT_GEOMETRY_CASES", "100"))
+CASES = int(os.environ.get("SDEDIT_GEOMETRY_CASES", "300"))
 PROPERTY = settings(max_examples=CASES, derandomize=True, deadline=None, database=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                            HealthCheck.data_too_large])
