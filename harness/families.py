@@ -17,6 +17,8 @@ test checkpoint. Weights: std 1/sqrt(fan_in) for convolutions and linear layers,
     sd15_inpaint: an SD1.5 inpainting UNet (9 input channels: the latent, the mask, the masked image's latent),
          the cut-down SD1.5 UNet of harness/checkpoint.py (~107 M), detected by UNETLoader as SD15 with the
          host's inpainting concat channels; with the 4-channel SD VAE (the same file as sdxl's).
+    sd15_controlnet: a ControlNet of that cut-down SD1.5 UNet (its encoder half and an RGB hint block), for the
+         host's ControlNetLoader.
 """
 import math
 import os
@@ -174,3 +176,22 @@ def ensure_sd15_inpaint(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
     """(diffusion model, VAE) of the small SD1.5 inpainting UNet, built once; the VAE is the sdxl family's file."""
     return _ensure("sd15-inpaint-tiny-random-v1.safetensors", VAE4_FILE, sd15_inpaint_config, vae4, (8, VAE4_SEED),
                    cache_dir=cache_dir)
+
+
+CONTROLNET_FILE, CONTROLNET_SEED = "sd15-controlnet-tiny-random-v1.safetensors", 9
+
+
+def ensure_sd15_controlnet(cache_dir=None) -> pathlib.Path:
+    """A ControlNet for the small SD1.5 UNet (its encoder half, an RGB hint), with bare keys (`zero_convs.0.0.weight`,
+    the layout ControlNetLoader detects, models/controlnet), built once. Its zero convolutions are random like every
+    other layer (a trained ControlNet's are not 0 either), so the hint changes what the U-Net predicts."""
+    from .checkpoint import UNET_CONFIG
+    path = pathlib.Path(cache_dir or default_cache_dir()) / CONTROLNET_FILE
+    _require_comfy()
+    if not path.is_file():
+        from comfy.cldm.cldm import ControlNet
+        config = {k: v for k, v in UNET_CONFIG.items() if k != "out_channels"}
+        with torch.device("meta"):
+            module = ControlNet(**config, hint_channels=3, dtype=DTYPE, device="meta")
+        _save(random_weights(module, CONTROLNET_SEED), path)
+    return path

@@ -381,6 +381,79 @@ def test_sd15_a_lora_reaches_both_branches(sd15, prompts):
     assert torch.equal(outs[2], latent["samples"]), "equal prompts: the input back, LoRA or not"
 
 
+@pytest.fixture(scope="module")
+def controlnet():
+    """The small SD1.5 ControlNet through the loader ControlNetLoader calls."""
+    import comfy.controlnet
+    from harness import families
+    net = comfy.controlnet.load_controlnet(str(families.ensure_sd15_controlnet()))
+    assert type(net).__name__ == "ControlNet" and net.control_model is not None, "the host detected a ControlNet"
+    return net
+
+
+def control_rows(monkeypatch) -> list:
+    """The rows of every ControlNet evaluation (the host's ControlNet.get_control), recorded."""
+    import comfy.controlnet
+    rows, get_control = [], comfy.controlnet.ControlNet.get_control
+
+    def recording(self, x_noisy, *args, **kwargs):
+        rows.append(x_noisy.shape[0])
+        return get_control(self, x_noisy, *args, **kwargs)
+    monkeypatch.setattr(comfy.controlnet.ControlNet, "get_control", recording)
+    return rows
+
+
+def apply_controlnet(net, first, second, hint):
+    """The host's Apply ControlNet node on two conditionings: both carry one ControlNet object."""
+    return host_nodes.ControlNetApplyAdvanced().apply_controlnet(first, second, net, hint, 1.0, 0.0, 1.0)
+
+
+def test_sd15_a_controlnet_on_both_prompts_runs_with_both_branches_in_one_call(sd15, prompts, controlnet,
+                                                                                 monkeypatch):
+    """One Apply ControlNet on the source and target prompts: one ControlNet object, so the host's batching rule
+    lets both branches share each level's call (the hint evaluated once for their 2 rows); the result is each
+    branch run on its own, the hint changes the edit, and equal prompts under it still give the input back."""
+    model, _, vae = sd15
+    image = picture(1)
+    latent = SDEditEncode.execute(image, vae)[0]
+    source, target = apply_controlnet(controlnet, prompts[0], prompts[1], picture(3))
+    rows = control_rows(monkeypatch)
+    outs = []
+    for m, conds in ((model, (source, target)), (host_batching(model), (source, target)), (model, prompts[:2])):
+        noisy = SDEditAddNoise.execute(m, latent, 0.6, 5)[0]
+        outs.append(SDEditFlowEdit.execute(m, *conds, prompts[2], noisy, 5, 5.0, 5.0, "normal",
+                                           "proportional")[0]["samples"])
+        rows.append(None)
+    levels = 3  # round(0.6 x 5)
+    assert rows[:rows.index(None)] == [2] * levels, "one evaluation of the hint per level, for both branches"
+    assert rows[rows.index(None) + 1:-2] == [1, 1] * levels, "per branch: one each"
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-3, atol=1e-3)
+    assert float((outs[0] - outs[2]).abs().mean()) > 1e-3, "the ControlNet changed the edit"
+    same, _ = apply_controlnet(controlnet, prompts[0], prompts[0], picture(3))
+    noisy = SDEditAddNoise.execute(model, latent, 0.6, 5)[0]
+    back = SDEditFlowEdit.execute(model, same, same, prompts[2], noisy, 5, 5.0, 5.0, "normal", "proportional")[0]
+    assert torch.equal(back["samples"], latent["samples"])
+
+
+def test_sd15_a_controlnet_on_the_target_alone_guides_the_target_branch(sd15, prompts, controlnet, monkeypatch):
+    """Apply ControlNet on the target prompt and the negative, the source prompt left plain (the usual wiring to
+    hold the edit to a hint): the prompts no longer share a call and each branch runs as the host runs one, so the
+    hint is evaluated per level for the source branch's uncond (the negative carries it, as Denoise's would) and
+    for the target branch's cond and uncond in one; it changes the edit."""
+    model, _, vae = sd15
+    latent = SDEditEncode.execute(picture(1), vae)[0]
+    target, negative = apply_controlnet(controlnet, prompts[1], prompts[2], picture(3))
+    rows = control_rows(monkeypatch)
+    noisy = SDEditAddNoise.execute(model, latent, 0.6, 5)[0]
+    guided = SDEditFlowEdit.execute(model, prompts[0], target, negative, noisy, 5, 5.0, 5.0, "normal",
+                                    "proportional")[0]["samples"]
+    plain = SDEditFlowEdit.execute(model, prompts[0], prompts[1], prompts[2], noisy, 5, 5.0, 5.0, "normal",
+                                   "proportional")[0]["samples"]
+    assert rows == [1, 2] * 3, "per level: the source branch's uncond, then the target branch's cond and uncond"
+    assert float((guided - plain).abs().mean()) > 1e-3, "the ControlNet changed the edit"
+    assert not torch.equal(guided, latent["samples"])
+
+
 def test_sd15_crop_to_mask_edits_the_region_and_keeps_the_rest(sd15, prompts):
     image = picture(2, height=128, width=192)
     mask = torch.zeros(1, 128, 192)
