@@ -14,6 +14,9 @@ Real weights in one step: --download fetches that SD1.5 file (2.13 GB, from Comf
              the one ComfyUI's docs name) into the workspace (out/checkpoints/); --download comfyui puts it into
              your ComfyUI's models/checkpoints instead, for ComfyUI itself to use. Progress is shown, an
              interrupted download resumes, and the file is checked (size, SHA-256) before it is used.
+Set-up:      only where there is no ComfyUI: ComfyUI v0.3.64 into ~/comfy/ComfyUI and .venv (about 3 GB; the
+             registry's torch is the CUDA build: without an NVIDIA GPU, SDEDIT_TORCH_INDEX=
+             https://download.pytorch.org/whl/cpu takes PyTorch's CPU build, under 1 GB).
 Device:      where your ComfyUI would run (CUDA, Apple MPS, Intel XPU, else the CPU); --cpu forces the CPU.
              Expected time at 20 steps (strength 0.6 runs 12) on the example picture: the test checkpoint
              1.5 min from the command to the PNG on an idle 2-core CPU (start-up included); real SD1.5 a few

@@ -6,6 +6,7 @@
 #   3. links this repo into ComfyUI's custom_nodes as sdedit-img2img.
 # With --run (scripts/img2img.sh, only where there is no ComfyUI at all): steps 1 and 2 without the tests' tools
 # (no Ray, Playwright, diffusers, comfy-cli, Manager, matplotlib), and no step 3 (the run's workspace holds the link).
+# SDEDIT_TORCH_INDEX=URL: a second package index for torch, e.g. PyTorch's CPU build on a machine without a GPU.
 # Re-running it is quick: the install is skipped while its inputs are unchanged.
 # Prints the two paths on its last lines: COMFYUI_PATH=... and VENV=...
 set -euo pipefail
@@ -64,10 +65,15 @@ trap 'rm -f "$reqs"' EXIT
 grep -v -E '^\s*(torch|torchvision|torchaudio)\s*$' "$comfy/requirements.txt" > "$reqs"
 dev=("-r" "$repo/requirements-dev.txt")
 [ "$mode" = tests ] || dev=()
+# The registry's torch for Linux x86-64 is the CUDA build; PyTorch's own index serves others (the CPU build:
+# https://download.pytorch.org/whl/cpu). pip takes the pinned version from whichever index has it.
+torch_index=()
+[ -z "${SDEDIT_TORCH_INDEX:-}" ] || torch_index=(--extra-index-url "$SDEDIT_TORCH_INDEX")
 # A tests environment also serves a run; a run's does not serve the tests (it lacks their tools).
-stamp_tests=$(cat "$reqs" "$repo/scripts/constraints.txt" "$repo/requirements.txt" "$repo/requirements-dev.txt" \
-              | sha256sum | cut -c1-16)
-stamp_run=run-$(cat "$reqs" "$repo/scripts/constraints.txt" "$repo/requirements.txt" | sha256sum | cut -c1-16)
+stamp_tests=$( (cat "$reqs" "$repo/scripts/constraints.txt" "$repo/requirements.txt" "$repo/requirements-dev.txt"
+                printf %s "${SDEDIT_TORCH_INDEX:-}") | sha256sum | cut -c1-16)
+stamp_run=run-$( (cat "$reqs" "$repo/scripts/constraints.txt" "$repo/requirements.txt"
+                  printf %s "${SDEDIT_TORCH_INDEX:-}") | sha256sum | cut -c1-16)
 stamp_file=$venv/.sdedit-setup
 stamp_have=$(cat "$stamp_file" 2>/dev/null || true)
 if [ -x "$venv/bin/python" ] && { [ "$stamp_have" = "$stamp_tests" ] ||
@@ -76,13 +82,23 @@ if [ -x "$venv/bin/python" ] && { [ "$stamp_have" = "$stamp_tests" ] ||
 else
   [ -x "$venv/bin/python" ] || { say "creating $venv"; "$python" -m venv "$venv"; }
   if [ "$mode" = run ]; then
-    say "installing ComfyUI's requirements and torch into $venv: about 3 GB to download and 6 GB on
+    if [ -n "${SDEDIT_TORCH_INDEX:-}" ]; then
+      say "installing ComfyUI's requirements into $venv, torch from $SDEDIT_TORCH_INDEX (SDEDIT_TORCH_INDEX)
+        where it has the pinned version; several minutes; pip's progress follows"
+    else
+      say "installing ComfyUI's requirements and torch into $venv: about 3 GB to download and 6 GB on
         disk on Linux (4 GB of it torch's CUDA libraries), several minutes; pip's progress follows"
+      if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] && ! command -v nvidia-smi >/dev/null 2>&1; then
+        say "no NVIDIA GPU here (no nvidia-smi): those CUDA libraries would go unused. For PyTorch's CPU build
+        (under 1 GB) instead, press Ctrl-C now, delete $venv, and run again with
+        SDEDIT_TORCH_INDEX=https://download.pytorch.org/whl/cpu"
+      fi
+    fi
   else
     say "installing ComfyUI's requirements, torch and the tests' tools into $venv (about 7 GB the first time)"
   fi
   "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar on \
-    -c "$repo/scripts/constraints.txt" torch torchvision \
+    -c "$repo/scripts/constraints.txt" ${torch_index[@]+"${torch_index[@]}"} torch torchvision \
     -r "$reqs" -r "$repo/requirements.txt" ${dev[@]+"${dev[@]}"} >&2 ||
     die "pip install failed (see above). With no access to the package index, install the same packages
         into $venv by other means, or point SDEDIT_VENV at an environment that has them."

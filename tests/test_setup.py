@@ -6,6 +6,8 @@ import subprocess
 import sys
 import tomllib
 
+import pytest
+
 from conftest import COMFYUI, REPO
 
 SETUP = REPO / "scripts" / "setup.sh"
@@ -13,7 +15,7 @@ SETUP = REPO / "scripts" / "setup.sh"
 
 def run_setup(env_overrides, home, *args):
     env = {k: v for k, v in os.environ.items() if k != "COMFYUI_PATH"}
-    env.update(HOME=str(home), SDEDIT_VENV=sys.prefix, **env_overrides)
+    env.update({"HOME": str(home), "SDEDIT_VENV": sys.prefix, **env_overrides})
     return subprocess.run(["bash", str(SETUP), *args], env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -79,3 +81,48 @@ def test_for_a_run_it_leaves_custom_nodes_alone_and_a_tests_environment_serves(t
     assert "up to date" in result.stderr
     assert not (comfy / "custom_nodes").exists()
     assert f"VENV={sys.prefix}" in result.stdout
+
+
+def recording_python(folder: pathlib.Path) -> pathlib.Path:
+    """A `python` for setup.sh whose `-m venv DIR` makes DIR/bin/python, a stand-in for the venv's pip that records
+    its arguments in DIR/pip-args and installs nothing; anything else goes to this Python."""
+    pip = folder / "recording-pip"
+    pip.write_text('#!/bin/bash\nprintf "%s\\n" "$@" > "$(dirname "$0")/../pip-args"\n')
+    fake = folder / "python"
+    fake.write_text(f'#!/bin/bash\nif [ "$1 $2" = "-m venv" ]; then mkdir -p "$3/bin" && cp "{pip}" "$3/bin/python" '
+                    f'&& chmod +x "$3/bin/python"; exit; fi\nexec "{sys.executable}" "$@"\n')
+    fake.chmod(0o755)
+    return fake
+
+
+@pytest.mark.parametrize("index", [None, "http://127.0.0.1:9/whl/cpu"])
+@pytest.mark.parametrize("gpu", [False, True])
+def test_for_a_run_without_a_gpu_it_says_how_to_get_the_cpu_build_and_takes_the_index(tmp_path, index, gpu):
+    """setup.sh --run on Linux x86-64 without nvidia-smi names SDEDIT_TORCH_INDEX before pip fetches the registry's
+    CUDA torch; with the variable, pip gets it as a second index, and a change of index re-installs."""
+    bins = tmp_path / "bin"
+    bins.mkdir()
+    if gpu:
+        (bins / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
+        (bins / "nvidia-smi").chmod(0o755)
+    elif shutil.which("nvidia-smi"):
+        pytest.fail("this machine has nvidia-smi: the no-GPU case needs a machine without one")
+    venv = tmp_path / "venv"
+    env = {"COMFYUI_PATH": str(fake_comfyui(tmp_path / "ComfyUI")), "SDEDIT_VENV": str(venv),
+           "PYTHON": str(recording_python(bins)), "PATH": f"{bins}:{os.environ['PATH']}"}
+    if index:
+        env["SDEDIT_TORCH_INDEX"] = index
+    result = run_setup(env, tmp_path, "--run")
+    assert result.returncode == 0, result.stderr
+    args = (venv / "pip-args").read_text().split("\n")
+    linux_x86 = os.uname().sysname == "Linux" and os.uname().machine == "x86_64"
+    hinted = "SDEDIT_TORCH_INDEX=https://download.pytorch.org/whl/cpu" in result.stderr
+    assert hinted == (linux_x86 and not gpu and not index)
+    if index:
+        assert args[args.index("--extra-index-url") + 1] == index and "torch" in args
+        assert f"torch from {index}" in result.stderr
+        (venv / "pip-args").unlink()
+        other = run_setup({**env, "SDEDIT_TORCH_INDEX": index + "/other"}, tmp_path, "--run")
+        assert other.returncode == 0 and "--extra-index-url" in (venv / "pip-args").read_text(), "re-installed"
+    else:
+        assert "--extra-index-url" not in args
