@@ -452,6 +452,9 @@ def test_sd15_a_controlnet_on_the_target_alone_guides_the_target_branch(sd15, pr
     assert rows == [1, 2] * 3, "per level: the source branch's uncond, then the target branch's cond and uncond"
     assert float((guided - plain).abs().mean()) > 1e-3, "the ControlNet changed the edit"
     assert not torch.equal(guided, latent["samples"])
+    with pytest.raises(ValueError, match="SDEdit 3 · FlowEdit: input 'target_positive' carries a ControlNet"):
+        SDEditFlowEdit.execute(model, prompts[0], target, negative, noisy, 5, 5.0, 5.0, "normal", "proportional",
+                               tiling="on")  # its hint covers the whole picture, not a tile
 
 
 def test_sd15_crop_to_mask_edits_the_region_and_keeps_the_rest(sd15, prompts):
