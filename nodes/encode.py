@@ -7,7 +7,7 @@ import torch
 from . import checks, pictures, regions
 from .common import CATEGORY, io
 from .fill import fill
-from .vae_passes import encode_pixels
+from .vae_passes import MAX_PIXELS, encode_pixels
 from .image_size import SIZE_MODES, frames_to_encode, mask_to_working, pad_frames, to_working, working_geometry
 from .masked_content import MODES as CONTENT_MODES, latent_cells, take_masked
 from .masking import feather, fit_mask
@@ -125,6 +125,17 @@ def crop_leaves_nothing(height: int, width: int, factor: int, size_mode: str) ->
             "size_mode to pad or resize.")
 
 
+def crop_too_large(crops: list, factor: float, padding: int) -> str | None:
+    """A crop is cut at its full size before it is scaled to the working size: above the VAE passes' limit that is
+    gigabytes, most of it the picture's edge repeated."""
+    largest = max(crops, key=lambda r: r.height * r.width)
+    if largest.height * largest.width <= MAX_PIXELS:
+        return None
+    return (f"{NODE}: inputs 'crop_factor' ({factor:g}) and 'crop_padding' ({padding} px) make a crop of "
+            f"{largest.width}x{largest.height} px around the mask, above the limit of {MAX_PIXELS / 1e6:.0f} Mpx "
+            "(8192x8192); beyond the picture it would only repeat its edge. Fix: lower crop_factor or crop_padding.")
+
+
 def check_masked_content(value) -> str | None:
     return checks.choice(NODE, "masked_content", value, CONTENT_MODES, "the masked content modes")
 
@@ -153,6 +164,7 @@ def encode_regions(vae, pixels: torch.Tensor, edit_mask, size: int, padding: int
         raise ValueError(f"{NODE}: input 'mask' is empty for {which} of {pixels.shape[0]} (no pixel above 0), so "
                          "crop_to_mask has nothing to crop. Fix: paint the part to edit, or turn crop_to_mask off "
                          "(an empty mask then keeps the whole picture).")
+    checks.refuse(crop_too_large([r for crops in found for r, _ in crops], factor, padding))
     filled = fill(pixels, masks) if masked_content == "fill" else None
     records, crops, filled_crops, working_masks = [], [], [], []
     for i, picture_regions in enumerate(found):

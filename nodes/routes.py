@@ -21,7 +21,7 @@ import folder_paths
 import torch
 from aiohttp import web
 
-from . import tiles
+from . import checks, tiles
 from .image_size import LATENT_CELL_PX, SIZE_MODES
 from .sdedit_math import STEP_MODES, start_sigma, step_plan
 
@@ -201,6 +201,7 @@ def _load(kind: str, name: str, channel: str = "alpha"):
 
 def crop_answer(image: str, mask_from: str, mask_image: str | None, channel: str, size: int, padding: int,
                 factor: float) -> dict:
+    from .encode import crop_too_large
     from .masking import fit_mask
     from .regions import regions_of_batch
     pixels, mask = _load("LoadImage", image)
@@ -209,6 +210,8 @@ def crop_answer(image: str, mask_from: str, mask_image: str | None, channel: str
     height, width = pixels.shape[1:3]
     mask = fit_mask(mask, 1, height, width, "SDEdit 1 · Encode", "mask")
     (work_h, work_w), (found,) = regions_of_batch(mask, ["canvas"], factor, padding, size, LATENT_CELL_PX)
+    if found:
+        checks.refuse(crop_too_large([region for region, _ in found], factor, padding))  # Encode's own refusal
     return {"picture": [width, height], "work": [work_w, work_h], "cell_px": LATENT_CELL_PX,
             "crops": [[region.width, region.height] for region, _ in found]}
 

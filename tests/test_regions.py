@@ -179,6 +179,33 @@ def test_no_region_to_crop_is_a_clear_message(vae, mask, words):
     assert words in str(error.value) and "Fix:" in str(error.value)
 
 
+@pytest.mark.parametrize("factor, padding", [(10.0, 4096), (1.0, 4096), (10.0, 3776), (1.5, 32)])
+def test_a_crop_above_the_vaes_pixel_limit_is_refused_by_its_inputs(vae, factor, padding):
+    """Around a 64-px mask a crop is 64 x factor + 2 x padding px a side: refused above 8192 px square (the VAE
+    passes' limit) before gigabytes of repeated edge are cut, by the widgets that made it; at the limit and at the
+    defaults it is planned (Encode is run only where that is cheap: cutting 8192 px square takes 0.8 GB)."""
+    from sdedit_img2img.nodes import encode, regions
+    side = round(64 * factor) + 2 * padding
+    mask = torch.ones(1, 64, 96)
+    mask[..., 64:] = 0.0  # a 64 x 64 box
+    _, found = regions.regions_of_batch(mask, ["0"], factor, padding, 512, 8)
+    [(region, _)] = found[0]
+    assert (region.height, region.width) == (side, side)
+    problem = encode.crop_too_large([region], factor, padding)
+    assert (problem is not None) == (side * side > 8192 * 8192)
+    if problem is not None:
+        with pytest.raises(ValueError) as error:
+            SDEditEncode.execute(picture(1), vae, mask=mask, crop_to_mask=True, crop_factor=factor,
+                                 crop_padding=padding)
+        words = str(error.value)
+        assert words == problem and f"'crop_factor' ({factor:g})" in words and f"({padding} px)" in words
+        assert f"{side}x{side} px" in words and "Fix: lower crop_factor or crop_padding" in words
+    elif side <= 1024:
+        out = SDEditEncode.execute(picture(1), vae, mask=mask, crop_to_mask=True, crop_factor=factor,
+                                   crop_padding=padding)[0]
+        assert out["sdedit_pictures"][0].region.height == side
+
+
 def test_crop_to_mask_off_is_the_plain_masked_encode(model, conds, vae):
     image, mask = picture(1), boxes_mask(64, 96, (10, 10, 40, 50))
     plain = SDEditEncode.execute(image, vae, mask=mask)[0]
@@ -203,12 +230,18 @@ def test_the_canvas_route_answers_with_encodes_own_crops(vae, tmp_path):
         mask = host_nodes.LoadImageMask().load_image("sdedit_region_mask.png", "red")[0]
         with pytest.raises(ValueError, match="not in the input folder"):
             routes.crop_answer("missing.png", "LoadImage", None, "alpha", 512, 32, 1.5)
+        with pytest.raises(ValueError) as too_large:  # the line says what Run would say
+            routes.crop_answer("sdedit_region.png", "LoadImageMask", "sdedit_region_mask.png", "red", 384, 4096, 10.0)
     finally:
         folder_paths.set_input_directory(before)
     latent = SDEditEncode.execute(image, vae, mask=mask, crop_to_mask=True, crop_size=384, crop_padding=20,
                                   crop_factor=1.2)[0]
     assert plan["crops"] == [[r.region.width, r.region.height] for r in latent["sdedit_pictures"]]
     assert plan["work"] == [latent["samples"].shape[-1] * 8, latent["samples"].shape[-2] * 8]
+    with pytest.raises(ValueError) as refused:
+        SDEditEncode.execute(image, vae, mask=mask, crop_to_mask=True, crop_size=384, crop_padding=4096,
+                             crop_factor=10.0)
+    assert str(too_large.value) == str(refused.value) and "Fix: lower crop_factor" in str(refused.value)
 
 
 def test_a_crop_picked_from_the_batch_is_stitched_alone_and_a_later_noise_mask_is_refused(model, conds, vae):
