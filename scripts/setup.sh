@@ -66,7 +66,8 @@ grep -v -E '^\s*(torch|torchvision|torchaudio)\s*$' "$comfy/requirements.txt" > 
 dev=("-r" "$repo/requirements-dev.txt")
 [ "$mode" = tests ] || dev=()
 # The registry's torch for Linux x86-64 is the CUDA build; PyTorch's own index serves others (the CPU build:
-# https://download.pytorch.org/whl/cpu). pip takes the pinned version from whichever index has it.
+# https://download.pytorch.org/whl/cpu). Both match the pin; pip takes the CPU index's 2.14.0+cpu (a local version
+# sorts above the registry's 2.14.0).
 torch_index=()
 [ -z "${SDEDIT_TORCH_INDEX:-}" ] || torch_index=(--extra-index-url "$SDEDIT_TORCH_INDEX")
 # A tests environment also serves a run; a run's does not serve the tests (it lacks their tools).
