@@ -55,14 +55,23 @@ class SDEditAddNoise(io.ComfyNode):
         encoded = samples
         samples = masked_content.start_in_add_noise(encoded, records, latent_format, lambda: comfy.sample.prepare_noise(
             encoded, masked_content.noise_seed(seed), latent.get("batch_index")))
-        start, noise = samples, None
+        start, noise, shuffle = samples, None, None
         if sigma > 0.0:
             # The host's own noise: CPU generator, one draw per batch_index, as KSampler makes it.
             noise = comfy.sample.prepare_noise(samples, seed, latent.get("batch_index"))
-            samples = latent_format.process_out(add_noise(model_sampling, latent_format.process_in(samples), noise, sigma))
+            shuffle = checks.freenoise(model)
+            if shuffle is not None:
+                # Context windows with FreeNoise: the host's sampler starts from its draw shuffled along the frames (a
+                # sampler wrapper). The draw is recorded as drawn: Denoise hands it to the same wrapper.
+                from comfy.context_windows import apply_freenoise  # only hosts that have FreeNoise (0.4.0 on) get here
+                starting = apply_freenoise(noise.clone(), *shuffle, int(seed))
+            else:
+                starting = noise
+            samples = latent_format.process_out(add_noise(model_sampling, latent_format.process_in(samples), starting,
+                                                          sigma))
         kind = checks.noise_kind(model_sampling)
         records = [pictures.noisy(r, sigma, float(strength), int(seed), kind, None if noise is None else noise[i],
-                                  start[i]) for i, r in enumerate(records)]
+                                  start[i], shuffle) for i, r in enumerate(records)]
         return io.NodeOutput(pictures.attach(latent, samples, records))
 
 

@@ -114,6 +114,30 @@ def noise_kind(model_sampling) -> str:
     return type(model_sampling).noise_scaling.__qualname__.split(".")[0]
 
 
+def freenoise(model) -> tuple | None:
+    """How the model's context windows shuffle the sampler's noise along the frames with FreeNoise on (the host's
+    Context Windows nodes, `freenoise`, ComfyUI 0.4.0 on): (dim, context_length, context_overlap), the arguments
+    of the host's comfy.context_windows.apply_freenoise; None where they do not."""
+    handler = model.model_options.get("context_handler")
+    if not getattr(handler, "freenoise", False):
+        return None
+    return handler.dim, handler.context_length, handler.context_overlap
+
+
+def same_freenoise(node: str, name: str, made_with: tuple | None, model) -> str | None:
+    """The host shuffles the noise its sampler starts from where the model has FreeNoise on: Add Noise must have
+    noised with the shuffle the denoising model's sampler applies, or the run starts from other noise."""
+    used = freenoise(model)
+    if made_with == used:
+        return None
+    said = {None: "no FreeNoise shuffle"}
+    made, uses = (said.get(f) or f"FreeNoise's shuffle for context windows of {f[1]} latent frames overlapping by "
+                  f"{f[2]}" for f in (made_with, used))
+    return (f"{node}: input '{name}' was noised with {made}, but this model's sampler applies {uses} (the host's "
+            "Context Windows node, input 'freenoise'). Fix: connect the same MODEL, after the Context Windows node, "
+            "to SDEdit 2 · Add Noise and SDEdit 3 · Denoise.")
+
+
 def same_noise_kind(node: str, name: str, made_with: str, model_sampling) -> str | None:
     used = noise_kind(model_sampling)
     if not made_with or made_with == used:

@@ -218,6 +218,8 @@ def run(node: str, guider, sampler, latent: dict, steps: int, scheduler: str, st
             sigmas = torch.zeros(0)
         else:
             check_level(node, sigma, kind, model_sampling)
+            checks.refuse(*(checks.same_freenoise(node, "noisy_latent", made_with, guider.model_patcher)
+                            for made_with in {records[i].freenoise for i in rows}))
             out, trajectory, sigmas = mode(guider, sampler, group_of(latent, records, rows), plan)
         first_sigmas = sigmas if first_sigmas is None else first_sigmas
         for j, i in enumerate(rows):

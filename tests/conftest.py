@@ -20,6 +20,10 @@ from harness import API_WORKFLOW, PACK, SAMPLE_IMAGE, UI_WORKFLOW  # noqa: E402,
 
 COMFYUI = harness.setup_host()  # before comfy.model_management is imported anywhere
 import nodes  # noqa: E402, F401  (the host's nodes.py, bound now: pytest may later put the repository, whose nodes/ would hide it, ahead on sys.path)
+# Tests import host extras such as comfy_extras.nodes_latent directly. From 0.8.0 that module imports
+# nodes_post_processing, which imports nodes_latent back: importing post-processing first breaks the cycle
+# (the host itself loads each extra under its own module name, so it never meets it).
+import comfy_extras.nodes_post_processing  # noqa: E402, F401
 harness.load_pack()
 
 

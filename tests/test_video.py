@@ -6,18 +6,20 @@ for a graph that loads its model with UNETLoader (GET /sdedit/step_plan with `un
 Videos are tiny (32x48 px, 5-13 frames) and steps few: each test runs in seconds on two CPU cores.
 """
 import asyncio
+import inspect
 import json
 import math
 
 import comfy.samplers
+import comfyui_version
 import pytest
 import torch
 from aiohttp.test_utils import make_mocked_request
 from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
 from comfy_extras.nodes_custom_sampler import KSamplerSelect
 from harness import families
-from helpers import video
-from sdedit_img2img.nodes import masking, routes, strength_map
+from helpers import host_custom_advanced, video
+from sdedit_img2img.nodes import checks, masking, routes, strength_map
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
@@ -27,6 +29,9 @@ from sdedit_img2img.nodes.sweep import GAP, SDEditStrengthSweep
 from sdedit_img2img.nodes.sweep_math import psnr, squared_and_absolute_error
 
 SEED, STEPS, CFG = 11, 4, 3.0
+# FreeNoise (Context Windows' `freenoise`: the sampler's noise shuffled along the frames) came with ComfyUI 0.4.0;
+# its tests are defined where the host has it (tools/compat.sh runs this module on every release).
+HOST_FREENOISE = "freenoise" in inspect.signature(WanContextWindowsManualNode.execute).parameters
 
 
 def watched(model):
@@ -44,10 +49,12 @@ def watched(model):
     return patched, calls
 
 
-def windowed(model, context_length, context_overlap):
+def windowed(model, context_length, context_overlap, freenoise=False):
     """`model` patched by the host's WanContextWindowsManual (lengths in pixel frames, as its widgets take them)."""
+    options = {"freenoise": freenoise} if HOST_FREENOISE else {}
+    assert HOST_FREENOISE or not freenoise, "this host has no FreeNoise"
     return WanContextWindowsManualNode.execute(model, context_length, context_overlap, "standard_static", 1, False,
-                                               "pyramid")[0]
+                                               "pyramid", **options)[0]
 
 
 def denoised(node, model, conds, noisy, sampler_name="euler"):
@@ -109,6 +116,51 @@ def test_a_window_as_long_as_the_video_is_the_plain_run_bit_for_bit(wan):
     counted, calls = watched(windowed(model, 9, 1))
     assert torch.equal(denoised("denoise", counted, conds, noisy)[0]["samples"], plain["samples"])
     assert calls and all(w is None and shape[2] == 3 for shape, w in calls)
+
+
+def test_the_host_has_freenoise_from_0_4_0_and_a_model_without_it_shuffles_nothing(wan):
+    """Which FreeNoise tests run is decided by the host's version, so a release that has it cannot pass by
+    leaving it out; a windowed model with FreeNoise off (or on a host without it) has no shuffle for Add Noise."""
+    assert HOST_FREENOISE == (tuple(int(p) for p in comfyui_version.__version__.split(".")[:3]) >= (0, 4, 0))
+    assert checks.freenoise(wan[0]) is None and checks.freenoise(windowed(wan[0], 5, 1)) is None
+
+
+if HOST_FREENOISE:  # defined, not skipped, where the host has FreeNoise (ComfyUI 0.4.0 on)
+    @pytest.mark.parametrize("strength", [0.4, 0.7])
+    def test_freenoise_windows_match_the_hosts_sampler(wan, strength):
+        """With FreeNoise on, the host's sampler starts from its noise shuffled along the frames: Add Noise given the
+        windowed model noises with that shuffle, and Add Noise + Denoise equal the host's SamplerCustomAdvanced on the
+        same windowed model, seed and sigmas. The shuffle matters: without FreeNoise the result is another."""
+        model, vae, conds = wan
+        latent = SDEditEncode.execute(video(17), vae)[0]  # 5 latent frames: windows of 2 overlapping by 1 shuffle frames
+        shuffled, plain = windowed(model, 5, 1, freenoise=True), windowed(model, 5, 1)
+        noisy = SDEditAddNoise.execute(shuffled, latent, strength, SEED)[0]
+        ours = denoised("denoise", shuffled, conds, noisy)[0]["samples"]
+        ms = model.get_model_object("model_sampling")
+        sigmas = sm.sdedit_sigmas(ms, "normal", STEPS, strength, sm.start_sigma(ms, strength), "proportional", False)
+        host = host_custom_advanced(shuffled, conds, latent, sigmas, SEED, CFG, "euler")["samples"]
+        assert float((ours - host).abs().max() / host.abs().max()) <= 1e-5
+        unshuffled = denoised("denoise", plain, conds, SDEditAddNoise.execute(plain, latent, strength, SEED)[0])[0]
+        assert float((unshuffled["samples"] - host).abs().max()) > 1e-3, "FreeNoise changes the run"
+
+
+    def test_freenoise_on_one_of_add_noise_and_denoise_only_is_refused_by_name(wan):
+        """The usual slip: the Context Windows node wired to Denoise only. Add Noise then starts from other noise than
+        the host's sampler would, so Denoise refuses, naming the input and the fix; and the other way round."""
+        model, vae, conds = wan
+        latent = SDEditEncode.execute(video(17), vae)[0]
+        shuffled, plain = windowed(model, 5, 1, freenoise=True), windowed(model, 5, 1)
+        for noised_with, denoised_with, said in ((plain, shuffled, "noised with no FreeNoise shuffle"),
+                                                 (shuffled, plain, "applies no FreeNoise shuffle")):
+            noisy = SDEditAddNoise.execute(noised_with, latent, 0.5, SEED)[0]
+            for node in ("denoise", "custom"):
+                with pytest.raises(ValueError, match="input 'noisy_latent'") as refused:
+                    denoised(node, denoised_with, conds, noisy)
+                assert said in str(refused.value) and "Fix: connect the same MODEL" in str(refused.value)
+        # Other windows shuffle other frames: refused too.
+        noisy = SDEditAddNoise.execute(windowed(model, 9, 1, freenoise=True), latent, 0.5, SEED)[0]
+        with pytest.raises(ValueError, match="windows of 3 latent frames .* windows of 2 latent frames"):
+            denoised("denoise", shuffled, conds, noisy)
 
 
 # --- per-frame masks on the VAE's groups of frames -----------------------------------------------------------
