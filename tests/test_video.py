@@ -15,7 +15,6 @@ import comfyui_version
 import pytest
 import torch
 from aiohttp.test_utils import make_mocked_request
-from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
 from comfy_extras.nodes_custom_sampler import KSamplerSelect
 from harness import families
 from helpers import host_custom_advanced, video
@@ -28,10 +27,18 @@ from sdedit_img2img.nodes.encode import SDEditEncode
 from sdedit_img2img.nodes.sweep import GAP, SDEditStrengthSweep
 from sdedit_img2img.nodes.sweep_math import psnr, squared_and_absolute_error
 
+try:  # the host's context windows came with ComfyUI 0.3.51
+    from comfy_extras.nodes_context_windows import WanContextWindowsManualNode
+except ImportError:
+    WanContextWindowsManualNode = None
+
 SEED, STEPS, CFG = 11, 4, 3.0
-# FreeNoise (Context Windows' `freenoise`: the sampler's noise shuffled along the frames) came with ComfyUI 0.4.0;
-# its tests are defined where the host has it (tools/compat.sh runs this module on every release).
-HOST_FREENOISE = "freenoise" in inspect.signature(WanContextWindowsManualNode.execute).parameters
+# The context-window tests are defined where the host has them, FreeNoise's (Context Windows' `freenoise`: the
+# sampler's noise shuffled along the frames) where it has that (ComfyUI 0.4.0 on); tools/compat.sh runs this
+# module on every release, and the first test holds each to the host's version.
+HOST_VERSION = tuple(int(p) for p in comfyui_version.__version__.split(".")[:3])
+HOST_WINDOWS = WanContextWindowsManualNode is not None
+HOST_FREENOISE = HOST_WINDOWS and "freenoise" in inspect.signature(WanContextWindowsManualNode.execute).parameters
 
 
 def watched(model):
@@ -47,14 +54,6 @@ def watched(model):
         return apply_model(args["input"], args["timestep"], **args["c"])
     patched.set_model_unet_function_wrapper(wrapper)
     return patched, calls
-
-
-def windowed(model, context_length, context_overlap, freenoise=False):
-    """`model` patched by the host's WanContextWindowsManual (lengths in pixel frames, as its widgets take them)."""
-    options = {"freenoise": freenoise} if HOST_FREENOISE else {}
-    assert HOST_FREENOISE or not freenoise, "this host has no FreeNoise"
-    return WanContextWindowsManualNode.execute(model, context_length, context_overlap, "standard_static", 1, False,
-                                               "pyramid", **options)[0]
 
 
 def denoised(node, model, conds, noisy, sampler_name="euler"):
@@ -77,52 +76,63 @@ def edit_masks():
 
 # --- 1. long videos under the host's context windows ---------------------------------------------------------
 
-@pytest.mark.parametrize("node,masked", [("denoise", "half"), ("custom", "frames")])
-def test_denoise_runs_window_by_window_under_wan_context_windows(wan, node, masked):
-    """13 frames are 4 latent frames; windows of 2 latent frames overlapping by 1 (WanContextWindowsManual's
-    5 and 1 pixel frames) are [0, 1], [1, 2], [2, 3]: every model call sees one window, all three run at every
-    step, the result differs from the whole-latent run, and the keep region is the input's in every frame."""
-    model, vae, conds = wan
-    clip, mask = video(13), edit_masks()[masked]
-    counted, calls = watched(model)
-    latent = SDEditEncode.execute(clip, vae, mask=mask)[0]
-    assert latent["samples"].shape[2] == 4
-    noisy = SDEditAddNoise.execute(model, latent, 0.5, SEED)[0]
-    out = denoised(node, windowed(counted, 5, 1), conds, noisy)[0]
-    steps = sm.proportional_step_count(0.5, STEPS)
-    windows = [[0, 1], [1, 2], [2, 3]]
-    assert [w for _, w in calls] == windows * steps, calls
-    assert all(shape[2] == 2 and shape[3:] == (4, 6) for shape, _ in calls), calls
-    decoded = SDEditDecode.execute(out, vae)[0]
-    assert decoded.shape == clip.shape
-    keep = mask.expand(13, -1, -1) == 0
-    for f in range(13):
-        assert torch.equal(decoded[f][keep[f]], clip[f][keep[f]]), f"frame {f}: the kept pixels are the input's"
-    assert float((decoded[~keep] - clip[~keep]).abs().mean()) > 0.02, "the edited part is edited"
-    # The same chain without windows: one call per step on all 4 latent frames, and another result.
-    calls.clear()
-    whole = denoised(node, counted, conds, noisy)[0]
-    assert [(shape[2], w) for shape, w in calls] == [(4, None)] * steps
-    assert float((whole["samples"] - out["samples"]).abs().max()) > 1e-3, "the windows change the prediction"
+def test_the_host_has_context_windows_from_0_3_51_and_freenoise_from_0_4_0(wan):
+    """Which tests of this section are defined is decided by the host's version, so a release that has the feature
+    cannot pass by leaving it out; a model without FreeNoise has no shuffle for Add Noise."""
+    assert HOST_WINDOWS == (HOST_VERSION >= (0, 3, 51)) and HOST_FREENOISE == (HOST_VERSION >= (0, 4, 0))
+    assert checks.freenoise(wan[0]) is None
+    if HOST_WINDOWS:
+        assert checks.freenoise(windowed(wan[0], 5, 1)) is None
 
 
-def test_a_window_as_long_as_the_video_is_the_plain_run_bit_for_bit(wan):
-    """The host's handler runs the whole latent where it fits in one window: the windowed model then gives
-    Denoise's plain result exactly (the pack adds nothing of its own around the handler)."""
-    model, vae, conds = wan
-    latent = SDEditEncode.execute(video(9), vae)[0]
-    noisy = SDEditAddNoise.execute(model, latent, 0.6, SEED)[0]
-    plain = denoised("denoise", model, conds, noisy)[0]
-    counted, calls = watched(windowed(model, 9, 1))
-    assert torch.equal(denoised("denoise", counted, conds, noisy)[0]["samples"], plain["samples"])
-    assert calls and all(w is None and shape[2] == 3 for shape, w in calls)
+if HOST_WINDOWS:  # defined, not skipped, where the host has context windows (ComfyUI 0.3.51 on)
+    def windowed(model, context_length, context_overlap, freenoise=False):
+        """`model` patched by the host's WanContextWindowsManual (lengths in pixel frames, like its widgets)."""
+        options = {"freenoise": freenoise} if HOST_FREENOISE else {}
+        assert HOST_FREENOISE or not freenoise, "this host has no FreeNoise"
+        return WanContextWindowsManualNode.execute(model, context_length, context_overlap, "standard_static", 1, False,
+                                                   "pyramid", **options)[0]
 
 
-def test_the_host_has_freenoise_from_0_4_0_and_a_model_without_it_shuffles_nothing(wan):
-    """Which FreeNoise tests run is decided by the host's version, so a release that has it cannot pass by
-    leaving it out; a windowed model with FreeNoise off (or on a host without it) has no shuffle for Add Noise."""
-    assert HOST_FREENOISE == (tuple(int(p) for p in comfyui_version.__version__.split(".")[:3]) >= (0, 4, 0))
-    assert checks.freenoise(wan[0]) is None and checks.freenoise(windowed(wan[0], 5, 1)) is None
+    @pytest.mark.parametrize("node,masked", [("denoise", "half"), ("custom", "frames")])
+    def test_denoise_runs_window_by_window_under_wan_context_windows(wan, node, masked):
+        """13 frames are 4 latent frames; windows of 2 latent frames overlapping by 1 (WanContextWindowsManual's
+        5 and 1 pixel frames) are [0, 1], [1, 2], [2, 3]: every model call sees one window, all three run at every
+        step, the result differs from the whole-latent run, and the keep region is the input's in every frame."""
+        model, vae, conds = wan
+        clip, mask = video(13), edit_masks()[masked]
+        counted, calls = watched(model)
+        latent = SDEditEncode.execute(clip, vae, mask=mask)[0]
+        assert latent["samples"].shape[2] == 4
+        noisy = SDEditAddNoise.execute(model, latent, 0.5, SEED)[0]
+        out = denoised(node, windowed(counted, 5, 1), conds, noisy)[0]
+        steps = sm.proportional_step_count(0.5, STEPS)
+        windows = [[0, 1], [1, 2], [2, 3]]
+        assert [w for _, w in calls] == windows * steps, calls
+        assert all(shape[2] == 2 and shape[3:] == (4, 6) for shape, _ in calls), calls
+        decoded = SDEditDecode.execute(out, vae)[0]
+        assert decoded.shape == clip.shape
+        keep = mask.expand(13, -1, -1) == 0
+        for f in range(13):
+            assert torch.equal(decoded[f][keep[f]], clip[f][keep[f]]), f"frame {f}: the kept pixels are the input's"
+        assert float((decoded[~keep] - clip[~keep]).abs().mean()) > 0.02, "the edited part is edited"
+        # The same chain without windows: one call per step on all 4 latent frames, and another result.
+        calls.clear()
+        whole = denoised(node, counted, conds, noisy)[0]
+        assert [(shape[2], w) for shape, w in calls] == [(4, None)] * steps
+        assert float((whole["samples"] - out["samples"]).abs().max()) > 1e-3, "the windows change the prediction"
+
+
+    def test_a_window_as_long_as_the_video_is_the_plain_run_bit_for_bit(wan):
+        """The host's handler runs the whole latent where it fits in one window: the windowed model then gives
+        Denoise's plain result exactly (the pack adds nothing of its own around the handler)."""
+        model, vae, conds = wan
+        latent = SDEditEncode.execute(video(9), vae)[0]
+        noisy = SDEditAddNoise.execute(model, latent, 0.6, SEED)[0]
+        plain = denoised("denoise", model, conds, noisy)[0]
+        counted, calls = watched(windowed(model, 9, 1))
+        assert torch.equal(denoised("denoise", counted, conds, noisy)[0]["samples"], plain["samples"])
+        assert calls and all(w is None and shape[2] == 3 for shape, w in calls)
 
 
 if HOST_FREENOISE:  # defined, not skipped, where the host has FreeNoise (ComfyUI 0.4.0 on)
@@ -132,7 +142,7 @@ if HOST_FREENOISE:  # defined, not skipped, where the host has FreeNoise (ComfyU
         windowed model noises with that shuffle, and Add Noise + Denoise equal the host's SamplerCustomAdvanced on the
         same windowed model, seed and sigmas. The shuffle matters: without FreeNoise the result is another."""
         model, vae, conds = wan
-        latent = SDEditEncode.execute(video(17), vae)[0]  # 5 latent frames: windows of 2 overlapping by 1 shuffle frames
+        latent = SDEditEncode.execute(video(17), vae)[0]  # 5 latent frames: windows of 2 (overlap 1) shuffle 3
         shuffled, plain = windowed(model, 5, 1, freenoise=True), windowed(model, 5, 1)
         noisy = SDEditAddNoise.execute(shuffled, latent, strength, SEED)[0]
         ours = denoised("denoise", shuffled, conds, noisy)[0]["samples"]
