@@ -3,7 +3,7 @@ import comfy.sample
 
 from . import checks, masked_content, pictures
 from .common import CATEGORY, check_latent_channels, io
-from .sdedit_math import add_noise, start_sigma
+from .sdedit_math import add_noise, shuffled_noise, start_sigma
 
 NODE = "SDEdit 2 · Add Noise"
 
@@ -59,16 +59,11 @@ class SDEditAddNoise(io.ComfyNode):
         if sigma > 0.0:
             # The host's own noise: CPU generator, one draw per batch_index, as KSampler makes it.
             noise = comfy.sample.prepare_noise(samples, seed, latent.get("batch_index"))
+            # Context windows with FreeNoise: the host's sampler starts from its draw shuffled along the frames. The
+            # draw is recorded as drawn: Denoise hands it to the host's sampler, whose wrapper shuffles it the same.
             shuffle = checks.freenoise(model)
-            if shuffle is not None:
-                # Context windows with FreeNoise: the host's sampler starts from its draw shuffled along the frames (a
-                # sampler wrapper). The draw is recorded as drawn: Denoise hands it to the same wrapper.
-                from comfy.context_windows import apply_freenoise  # only hosts that have FreeNoise (0.4.0 on) get here
-                starting = apply_freenoise(noise.clone(), *shuffle, int(seed))
-            else:
-                starting = noise
-            samples = latent_format.process_out(add_noise(model_sampling, latent_format.process_in(samples), starting,
-                                                          sigma))
+            samples = latent_format.process_out(add_noise(model_sampling, latent_format.process_in(samples),
+                                                          shuffled_noise(noise, shuffle, seed), sigma))
         kind = checks.noise_kind(model_sampling)
         records = [pictures.noisy(r, sigma, float(strength), int(seed), kind, None if noise is None else noise[i],
                                   start[i], shuffle) for i, r in enumerate(records)]

@@ -29,8 +29,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import engine
-from .sdedit_math import add_noise, start_sigma
+from . import checks, engine
+from .sdedit_math import add_noise, shuffled_noise, start_sigma
 
 # Two join levels this close (relative) are one: float32 schedules round-trip a level to about 1e-7.
 SAME_LEVEL = 1e-6
@@ -154,12 +154,13 @@ def denoise_by_map(guider, sampler, sigmas: torch.Tensor, noisy_latent: torch.Te
     model = guider.model_patcher
     model_sampling, latent_format = model.get_model_object("model_sampling"), model.get_model_object("latent_format")
     clean_in = latent_format.process_in(clean_latent)
+    starting = shuffled_noise(noise, checks.freenoise(model), seed)  # Add Noise's, FreeNoise's shuffle and all
     parts = segments(sigmas, levels)
     total, done, predictions = len(sigmas) - 1, 0, []
     step_callback = engine.progress_callback(model, total, predictions)
     x = None
     for k, (level, part) in enumerate(parts):
-        held = latent_format.process_out(add_noise(model_sampling, clean_in, noise, level))
+        held = latent_format.process_out(add_noise(model_sampling, clean_in, starting, level))
         now = joining(join, level).to(held.device)
         if x is None:
             x = torch.where(now, noisy_latent, held) if abs(level - noisy_sigma) <= level * SAME_LEVEL else held

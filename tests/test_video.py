@@ -154,6 +154,18 @@ if HOST_FREENOISE:  # defined, not skipped, where the host has FreeNoise (ComfyU
         assert float((unshuffled["samples"] - host).abs().max()) > 1e-3, "FreeNoise changes the run"
 
 
+    def test_under_freenoise_a_constant_strength_map_is_the_plain_chain_at_that_strength(wan):
+        """A grey mask of one value c re-noises its parts with Add Noise's noise as the run started from it,
+        FreeNoise's shuffle included, so it gives the plain chain at c x strength, bit for bit, as without."""
+        model, vae, conds = wan
+        clip, shuffled = video(17), windowed(model, 5, 1, freenoise=True)
+        mapped = SDEditEncode.execute(clip, vae, mask=torch.full((1, 32, 48), 0.5))[0]
+        plain = SDEditEncode.execute(clip, vae)[0]
+        runs = [denoised("denoise", shuffled, conds, SDEditAddNoise.execute(shuffled, latent, strength, SEED)[0])[0]
+                for latent, strength in ((mapped, 0.8), (plain, 0.4))]
+        assert torch.equal(runs[0]["samples"], runs[1]["samples"])
+
+
     def test_freenoise_on_one_of_add_noise_and_denoise_only_is_refused_by_name(wan):
         """The usual slip: the Context Windows node wired to Denoise only. Add Noise then starts from other noise than
         the host's sampler would, so Denoise refuses, naming the input and the fix; and the other way round."""
