@@ -55,7 +55,7 @@ class SDEditAddNoise(io.ComfyNode):
         encoded = samples
         samples = masked_content.start_in_add_noise(encoded, records, latent_format, lambda: comfy.sample.prepare_noise(
             encoded, masked_content.noise_seed(seed), latent.get("batch_index")))
-        start, noise, shuffle = samples, None, None
+        start, noise, shuffle = samples, None, ()
         if sigma > 0.0:
             # The host's own noise: CPU generator, one draw per batch_index, as KSampler makes it.
             noise = comfy.sample.prepare_noise(samples, seed, latent.get("batch_index"))

@@ -114,23 +114,23 @@ def noise_kind(model_sampling) -> str:
     return type(model_sampling).noise_scaling.__qualname__.split(".")[0]
 
 
-def freenoise(model) -> tuple | None:
+def freenoise(model) -> tuple:
     """How the model's context windows shuffle the sampler's noise along the frames with FreeNoise on (the host's
     Context Windows nodes, `freenoise`, ComfyUI 0.4.0 on): (dim, context_length, context_overlap), the arguments
-    of the host's comfy.context_windows.apply_freenoise; None where they do not."""
+    of the host's comfy.context_windows.apply_freenoise; () where they do not."""
     handler = model.model_options.get("context_handler")
     if not getattr(handler, "freenoise", False):
-        return None
+        return ()
     return handler.dim, handler.context_length, handler.context_overlap
 
 
-def same_freenoise(node: str, name: str, made_with: tuple | None, model) -> str | None:
+def same_freenoise(node: str, name: str, made_with: tuple, model) -> str | None:
     """The host shuffles the noise its sampler starts from where the model has FreeNoise on: Add Noise must have
     noised with the shuffle the denoising model's sampler applies, or the run starts from other noise."""
     used = freenoise(model)
     if made_with == used:
         return None
-    said = {None: "no FreeNoise shuffle"}
+    said = {(): "no FreeNoise shuffle"}
     made, uses = (said.get(f) or f"FreeNoise's shuffle for context windows of {f[1]} latent frames overlapping by "
                   f"{f[2]}" for f in (made_with, used))
     return (f"{node}: input '{name}' was noised with {made}, but this model's sampler applies {uses} (the host's "

@@ -20,8 +20,9 @@ from .sdedit_math import sdedit_sigmas
 NODE = "SDEdit 3 · Denoise"
 
 # sha256 of the host's comfy.samplers.KSAMPLER.sample as ContinueFromNoisyLatent.sample mirrors it (ComfyUI 0.3.64,
-# comments and blank lines dropped): tests/test_engine.py fails when the host's method changes under the mirror.
-MIRRORED_KSAMPLER_SAMPLE = "42c574b0453432054e53f1374d4f18cc62526d06ca56c1460b49c202bc9f8d6f"
+# the same in 0.3.50 and 0.8.0; as the AST prints it, without comments and layout): tests/test_engine.py fails
+# when the host's method changes under the mirror.
+MIRRORED_KSAMPLER_SAMPLE = "e3b0fdfb242ea034c6db3f5f740078376fd20ca24fa6e42639f81b89fa8b705f"
 
 
 class ContinueFromNoisyLatent(comfy.samplers.KSAMPLER):

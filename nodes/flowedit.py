@@ -55,8 +55,9 @@ def shown_as_edit(latent_format, clean: torch.Tensor, displacement: torch.Tensor
 # --- the host's guider with two prompts -----------------------------------------------------------------------
 
 # sha256 of the host's comfy.samplers.sampling_function as FlowEditGuider.predict_noise mirrors it for two branches
-# (ComfyUI 0.3.64, comments and blank lines dropped): tests/test_engine.py fails when the host's function changes.
-MIRRORED_SAMPLING_FUNCTION = "699180602afe4040e90ea07057ff3e5ff804bbb7d80e5da64972a8332902e9e1"
+# (ComfyUI 0.3.64, the same in 0.3.50 and 0.8.0; as the AST prints it, without comments and layout):
+# tests/test_engine.py fails when the host's function changes.
+MIRRORED_SAMPLING_FUNCTION = "b3208bf0c3a8c0670e0bd45e3dc3e1c0c6879106afb42fbc6d88e11f3c9fbd08"
 
 
 def cfg1(cfg: float, model_options: dict) -> bool:

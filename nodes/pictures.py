@@ -48,7 +48,7 @@ class Picture:
     whole: torch.Tensor | None = None         # crop_to_mask: the whole picture (1, h, w, 3) it is stitched into
     masked_content: str = "original"          # Encode's masked_content (nodes/masked_content.py), which Add
                                               # Noise applies to a clean row; after Denoise: "original"
-    freenoise: tuple | None = None            # the FreeNoise shuffle Add Noise started from (checks.freenoise)
+    freenoise: tuple = ()                     # the FreeNoise shuffle Add Noise started from (checks.freenoise)
 
     @property
     def level(self) -> tuple:
@@ -177,14 +177,14 @@ def from_encode(samples: torch.Tensor, pixels: torch.Tensor, mask, working_mask,
 
 
 def noisy(record: Picture, sigma: float, strength: float, seed: int, noise_kind: str, noise, start,
-          freenoise: tuple | None = None) -> Picture:
+          freenoise: tuple = ()) -> Picture:
     return dataclasses.replace(record, sigma=sigma, strength=strength, seed=seed, noise_kind=noise_kind, noise=noise,
                                start=start, freenoise=freenoise)
 
 
 def denoised(record: Picture) -> Picture:
     return dataclasses.replace(record, sigma=None, strength=None, seed=None, noise_kind="", noise=None, start=None,
-                               masked_content="original", freenoise=None)  # the masked part is the result now
+                               masked_content="original", freenoise=())  # the masked part is the result now
 
 
 

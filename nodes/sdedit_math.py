@@ -34,10 +34,10 @@ def is_max_noise(model_sampling, sigma: float) -> bool:
     return math.isclose(sigma_max, sigma, rel_tol=1e-05) or sigma > sigma_max
 
 
-def shuffled_noise(noise: torch.Tensor, freenoise: tuple | None, seed: int) -> torch.Tensor:
+def shuffled_noise(noise: torch.Tensor, freenoise: tuple, seed: int) -> torch.Tensor:
     """The noise a sampler starts from: `noise` itself, or a copy shuffled along the frames as the host's context
     windows shuffle their sampler's noise with FreeNoise on (`freenoise`: checks.freenoise; a sampler wrapper)."""
-    if freenoise is None:
+    if not freenoise:
         return noise
     from comfy.context_windows import apply_freenoise  # only hosts that have FreeNoise (0.4.0 on) get here
     return apply_freenoise(noise.clone(), *freenoise, int(seed))

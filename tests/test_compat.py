@@ -10,7 +10,6 @@ import sys
 import comfy.samplers
 import comfy_api.v0_0_2
 import comfy_api.latest
-import comfyui_version
 import nodes as host_nodes
 import pytest
 import torch
@@ -18,11 +17,11 @@ from comfy_extras.nodes_custom_sampler import CFGGuider, RandomNoise, SamplerCus
 from comfy_extras.nodes_model_advanced import (ModelSamplingContinuousEDM, ModelSamplingDiscrete,
                                                ModelSamplingFlux, ModelSamplingSD3)
 from conftest import REPO
+from helpers import HOST_VERSION
 from sdedit_img2img.nodes import common, pictures
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.denoise import SDEditDenoise
 
-HOST_VERSION = tuple(int(p) for p in comfyui_version.__version__.split(".")[:3])
 
 
 @pytest.fixture(scope="module")

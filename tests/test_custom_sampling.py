@@ -7,6 +7,7 @@ import torch
 from comfy_extras.nodes_custom_sampler import (CFGGuider, DualCFGGuider, KSamplerSelect, RandomNoise,
                                                SamplerCustomAdvanced, SamplerEulerAncestral)
 from comfy_extras.nodes_perpneg import PerpNegGuider
+from helpers import host_node
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.denoise import SDEditDenoise, SDEditDenoiseCustom
@@ -69,7 +70,7 @@ def guiders(model, conds):
     positive, negative, empty, style = conds
     return {
         "DualCFGGuider": DualCFGGuider().get_guider(model, positive, style, negative, CFG, 2.0, "regular")[0],
-        "PerpNegGuider": PerpNegGuider.execute(model, positive, negative, empty, CFG, 1.0)[0],
+        "PerpNegGuider": host_node(PerpNegGuider, model, positive, negative, empty, CFG, 1.0)[0],
         "CFGGuider": CFGGuider().get_guider(model, positive, negative, CFG)[0],
     }
 

@@ -1,8 +1,10 @@
 """The sampling engine (nodes/engine.py) against the host code it mirrors: ContinueFromNoisyLatent.sample is the
 host's KSAMPLER.sample with its start changed, so it must give the host's result where the two start alike, and
 a change of the host's method under it must fail here (as diffusers' check_copies fails a `# Copied from`)."""
+import ast
 import hashlib
 import inspect
+import textwrap
 
 import comfy.samplers
 import pytest
@@ -14,9 +16,8 @@ H, W = 32, 48  # pixels: a 4 x 6 latent, a few model calls per run
 
 
 def normalised_source(function) -> str:
-    """The function's source without comments, blank lines and indentation: what a re-read must look at."""
-    lines = (line.split("#", 1)[0].strip() for line in inspect.getsource(function).splitlines())
-    return "\n".join(line for line in lines if line)
+    """The function's code as Python's AST prints it, without comments and layout: what a re-read must look at."""
+    return ast.unparse(ast.parse(textwrap.dedent(inspect.getsource(function))))
 
 
 def test_the_mirrored_host_method_is_the_one_recorded():

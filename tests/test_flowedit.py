@@ -13,7 +13,7 @@ import nodes as host_nodes
 from comfy_extras.nodes_latent import LatentBatch
 import pytest
 import torch
-from helpers import cancelled, flow_sampling, left_keep_mask, picture
+from helpers import cancelled, flow_sampling, host_node, left_keep_mask, picture
 from sdedit_img2img.nodes import pictures
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
@@ -178,7 +178,7 @@ def test_a_differential_diffusion_patch_is_named_and_left_out(sd15, caplog):
     mask = torch.ones(1, 64, 96)
     mask[:, :, :48] = 0.5
     masked = host_nodes.SetLatentNoiseMask().set_mask(latent, mask)[0]
-    patched = DifferentialDiffusion.execute(model)[0]
+    patched = host_node(DifferentialDiffusion, model)[0]
     with caplog.at_level(logging.INFO):
         out = flowedit(patched, masked, strength=0.8)[0]["samples"]
     said = [r.getMessage() for r in caplog.records if "Differential Diffusion" in r.getMessage()]
@@ -257,7 +257,7 @@ def test_repeat_latent_batch_and_mixed_strengths_edit_each_picture_as_if_alone(s
     alone = {s: SDEditFlowEdit.execute(model, prompt(M_SOURCE), prompt(M_TARGET), prompt(M_NEG), noisy[s], 10, 1.0,
                                        3.0, "normal", "proportional")[0]["samples"] for s in noisy}
     repeated = host_nodes.RepeatLatentBatch().repeat(noisy[0.4], 2)[0]
-    mixed_batch = LatentBatch.execute(noisy[0.4], noisy[0.7])[0]
+    mixed_batch = host_node(LatentBatch, noisy[0.4], noisy[0.7])[0]
     for batch, expected, levels in ((repeated, [alone[0.4]] * 2, 4), (mixed_batch, [alone[0.4], alone[0.7]], 7)):
         out, trajectory = SDEditFlowEdit.execute(model, prompt(M_SOURCE), prompt(M_TARGET), prompt(M_NEG), batch, 10,
                                                  1.0, 3.0, "normal", "proportional")

@@ -7,7 +7,7 @@ import nodes as host_nodes
 import pytest
 import torch
 from harness import families
-from helpers import H, W, STEPS, denoise, picture
+from helpers import H, HOST_VERSION, W, STEPS, denoise, picture
 from helpers import load_family as load
 from sdedit_img2img.nodes import masked_content, pictures
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
@@ -109,25 +109,28 @@ def test_latent_noise_is_a_stream_of_its_own(model, vae):
     assert not torch.allclose(fmt.process_in(start)[0][inside], record.noise[inside].float(), atol=1e-3)
 
 
-def test_fill_continues_the_background_in_pixel_space():
-    """The host's pixel-space VAE: the latent is the picture, so Add Noise at strength 0 then Decode shows the
-    fill itself. A busy object on a smooth background is replaced by the background's continuation."""
-    pixel_vae = host_nodes.VAELoader().load_vae("pixel_space")[0]
-    height, width = 64, 96
-    y = torch.linspace(0, 1, height).view(height, 1)
-    x = torch.linspace(0, 1, width).view(1, width)
-    bg = torch.stack([0.2 + 0.5 * x + 0.2 * y, 0.6 - 0.3 * y + 0 * x, 0.4 + 0.1 * x * y], -1)[None]
-    image = bg.clone()
-    mask = object_mask(height=height, width=width)
-    image[mask > 0] = torch.rand(int((mask > 0).sum()), 3, generator=torch.Generator().manual_seed(0))
-    latent = SDEditEncode.execute(image, pixel_vae, mask=mask, masked_content="fill")[0]
-    shown = SDEditDecode.execute(latent, pixel_vae)[0]  # Encode's latent is what Add Noise starts from
-    hole = mask[0] > 0
-    assert float((shown[0][hole] - bg[0][hole]).abs().max()) < 0.02
-    assert torch.equal(shown[0][~hole], image[0][~hole])
-    # No jump at the border: the step into the fill is no larger than the background's own steps.
-    own = float((bg[0, :, 1:] - bg[0, :, :-1]).abs().max())
-    assert float((shown[0, 20:44, 30] - shown[0, 20:44, 29]).abs().max()) <= 2 * own
+# The host's pixel-space VAE came with ComfyUI 0.3.60: defined by the host's version, so a release that has it
+# cannot pass without it (tools/compat.sh runs this module on every release).
+if HOST_VERSION >= (0, 3, 60):
+    def test_fill_continues_the_background_in_pixel_space():
+        """The host's pixel-space VAE: the latent is the picture, so Add Noise at strength 0 then Decode shows the
+        fill itself. A busy object on a smooth background is replaced by the background's continuation."""
+        pixel_vae = host_nodes.VAELoader().load_vae("pixel_space")[0]
+        height, width = 64, 96
+        y = torch.linspace(0, 1, height).view(height, 1)
+        x = torch.linspace(0, 1, width).view(1, width)
+        bg = torch.stack([0.2 + 0.5 * x + 0.2 * y, 0.6 - 0.3 * y + 0 * x, 0.4 + 0.1 * x * y], -1)[None]
+        image = bg.clone()
+        mask = object_mask(height=height, width=width)
+        image[mask > 0] = torch.rand(int((mask > 0).sum()), 3, generator=torch.Generator().manual_seed(0))
+        latent = SDEditEncode.execute(image, pixel_vae, mask=mask, masked_content="fill")[0]
+        shown = SDEditDecode.execute(latent, pixel_vae)[0]  # Encode's latent is what Add Noise starts from
+        hole = mask[0] > 0
+        assert float((shown[0][hole] - bg[0][hole]).abs().max()) < 0.02
+        assert torch.equal(shown[0][~hole], image[0][~hole])
+        # No jump at the border: the step into the fill is no larger than the background's own steps.
+        own = float((bg[0, :, 1:] - bg[0, :, :-1]).abs().max())
+        assert float((shown[0, 20:44, 30] - shown[0, 20:44, 29]).abs().max()) <= 2 * own
 
 
 def test_a_mode_without_a_mask_is_refused_by_name(vae):

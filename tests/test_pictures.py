@@ -104,7 +104,7 @@ def test_repeat_before_add_noise_still_composites_every_picture(model, conds, va
 def test_mixed_strengths_in_one_batch_equal_each_picture_run_alone(model, conds, vae, sampler_name):
     a = SDEditAddNoise.execute(model, SDEditEncode.execute(image(1), vae)[0], 0.3, 1)[0]
     b = SDEditAddNoise.execute(model, SDEditEncode.execute(image(2), vae)[0], 0.8, 2)[0]
-    both = LatentBatch.execute(a, b)[0]
+    both = helpers.host_node(LatentBatch, a, b)[0]
     out, trajectory = denoise(model, conds, both, sampler_name)
     alone = [denoise(model, conds, n, sampler_name) for n in (a, b)]
     for row, (result, steps) in enumerate(alone):
@@ -123,7 +123,7 @@ def test_rebatch_latents_keeps_every_picture_attributed(model, conds, vae):
     images = torch.cat([image(1), image(2)])
     latent = SDEditEncode.execute(images, vae, mask=keep_left_mask())[0]
     noisy = SDEditAddNoise.execute(model, latent, 0.5, SEED)[0]
-    parts = LatentRebatch.execute([noisy], [1])[0]
+    parts = helpers.host_node(LatentRebatch, [noisy], [1])[0]
     assert len(parts) == 2 and pictures.KEY not in parts[1], "the host drops what the dict carried"
     for row, part in enumerate(parts):
         decoded = SDEditDecode.execute(denoise(model, conds, part)[0], vae)[0]
@@ -133,7 +133,7 @@ def test_rebatch_latents_keeps_every_picture_attributed(model, conds, vae):
 def test_a_node_that_changes_values_with_a_mask_is_refused_by_name(model, conds, vae):
     latent = SDEditEncode.execute(image(1), vae, mask=keep_left_mask())[0]
     noisy = SDEditAddNoise.execute(model, latent, 0.5, SEED)[0]
-    changed = LatentMultiply.execute(noisy, 1.01)[0]
+    changed = helpers.host_node(LatentMultiply, noisy, 1.01)[0]
     with pytest.raises(ValueError) as error:
         denoise(model, conds, changed)
     message = str(error.value)
@@ -144,7 +144,7 @@ def test_a_node_that_changes_values_with_a_mask_is_refused_by_name(model, conds,
 def test_a_node_that_changes_values_without_a_mask_keeps_the_noise_level(model, conds, vae):
     latent = SDEditEncode.execute(image(1), vae)[0]
     noisy = SDEditAddNoise.execute(model, latent, 0.5, SEED)[0]
-    out = denoise(model, conds, LatentMultiply.execute(noisy, 1.0001)[0])[0]
+    out = denoise(model, conds, helpers.host_node(LatentMultiply, noisy, 1.0001)[0])[0]
     torch.testing.assert_close(out["samples"], denoise(model, conds, noisy)[0]["samples"], rtol=0.05, atol=0.05)
 
 
@@ -152,14 +152,14 @@ def test_decode_refuses_a_picture_it_cannot_attribute_when_it_has_a_keep_region(
     latent = SDEditEncode.execute(image(1), vae, mask=keep_left_mask())[0]
     out = denoise(model, conds, SDEditAddNoise.execute(model, latent, 0.5, SEED)[0])[0]
     with pytest.raises(ValueError) as error:
-        SDEditDecode.execute(LatentMultiply.execute(out, 1.01)[0], vae)
+        SDEditDecode.execute(helpers.host_node(LatentMultiply, out, 1.01)[0], vae)
     assert "SDEdit 4 · Decode" in str(error.value) and "kept region" in str(error.value)
 
 
 def test_decode_undoes_the_padding_of_a_changed_unmasked_picture(model, conds, vae):
     odd = image(2)[:, :60, :60]  # padded to 64 x 64 by Encode
     out = denoise(model, conds, SDEditAddNoise.execute(model, SDEditEncode.execute(odd, vae)[0], 0.5, SEED)[0])[0]
-    changed = LatentMultiply.execute(out, 1.001)[0]
+    changed = helpers.host_node(LatentMultiply, out, 1.001)[0]
     assert pictures.attribute(changed) == [None], "no record matches the changed row"
     decoded = SDEditDecode.execute(changed, vae)[0]
     assert decoded.shape == (1, 60, 60, 3), "the input's size, as for the unchanged latent"

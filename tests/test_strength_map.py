@@ -8,7 +8,7 @@ import comfy.sample
 import pytest
 import torch
 from comfy_extras.nodes_differential_diffusion import DifferentialDiffusion
-from helpers import eps_sampling, left_keep_mask, picture
+from helpers import eps_sampling, host_node, left_keep_mask, picture
 from sdedit_img2img.nodes import strength_map
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
@@ -72,7 +72,7 @@ def test_a_constant_map_is_the_plain_chain_at_that_strength_bit_for_bit(gaussian
 
 def test_differential_diffusion_wired_too_does_not_threshold_the_map_again(gaussian_model, conds):
     y = torch.linspace(-2, 2, 4 * 8 * 10).view(1, 4, 8, 10)
-    patched = DifferentialDiffusion.execute(gaussian_model)[0]
+    patched = host_node(DifferentialDiffusion, gaussian_model)[0]
     assert torch.equal(run(patched, conds, y, banded(), 0.8), run(gaussian_model, conds, y, banded(), 0.8))
 
 
