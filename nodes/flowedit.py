@@ -17,7 +17,7 @@ from tqdm.auto import trange
 
 from . import checks, engine, pictures, strength_map, tiles, widgets
 from .common import CATEGORY, check_latent_channels, io
-from .sdedit_math import STEP_MODES, start_sigma
+from .sdedit_math import STEP_MODES, shuffled_noise, start_sigma
 
 NODE = "SDEdit 3 · FlowEdit"
 EULER = "euler"  # the engine's plan asks which sampler runs: FlowEdit's own loop, an Euler step on the ODE
@@ -137,12 +137,15 @@ class FlowEditGuider(comfy.samplers.CFGGuider):
 class FlowEditSampler(comfy.samplers.Sampler):
     """FlowEdit as a host SAMPLER: the guider gives D(x, sigma); this walks the levels. `clean` is X (VAE space),
     `join` the level from which each latent cell is edited (0: kept), `sample_last` the last levels run as the host's
-    Euler sampling with the target prompt from the FlowEdit latent (the paper's n_min). After `sample`,
-    `displacement` holds Z - X (model space): exactly 0 where no level edited."""
+    Euler sampling with the target prompt from the FlowEdit latent (the paper's n_min), `freenoise` the model's
+    FreeNoise shuffle (checks.freenoise). After `sample`, `displacement` holds Z - X (model space): exactly 0 where
+    no level edited."""
 
-    def __init__(self, clean: torch.Tensor, join: torch.Tensor, seed: int, average: int = 1, sample_last: int = 0):
+    def __init__(self, clean: torch.Tensor, join: torch.Tensor, seed: int, average: int = 1, sample_last: int = 0,
+                 freenoise: tuple = ()):
         self.clean, self.join, self.seed = clean, join, int(seed)
         self.average, self.sample_last = max(1, int(average)), max(0, int(sample_last))
+        self.freenoise = freenoise
         self.displacement = None
 
     def sample(self, model_wrap, sigmas, extra_args, callback, noise, latent_image=None, denoise_mask=None,
@@ -158,8 +161,9 @@ class FlowEditSampler(comfy.samplers.Sampler):
         flow_levels = levels - min(self.sample_last, levels)
         z, x_tar, tail_noise = x_clean.clone(), None, None
 
-        def draw():
-            return torch.randn(x_clean.shape, generator=generator).to(x_clean)
+        def draw():  # each draw stands where a sampler's starting noise would: FreeNoise shuffles it as the host would
+            noise = torch.randn(x_clean.shape, generator=generator)
+            return shuffled_noise(noise, self.freenoise, self.seed).to(x_clean)
 
         def denoised(x, sigma):
             return model_wrap(x, sigma * x.new_ones(x.shape[0]), **options).to(x.dtype)
@@ -199,7 +203,7 @@ def edit(guider, sigmas: torch.Tensor, clean: torch.Tensor, join: torch.Tensor, 
     Z after every level, VAE space, step-major)."""
     model = guider.model_patcher
     latent_format = model.get_model_object("latent_format")
-    sampler = FlowEditSampler(clean, join, seed, average, sample_last)
+    sampler = FlowEditSampler(clean, join, seed, average, sample_last, checks.freenoise(model))
     predictions = []
     guider.sample(torch.zeros_like(clean), clean, sampler, sigmas, denoise_mask=denoise_mask,
                   callback=engine.progress_callback(model, len(sigmas) - 1, predictions),

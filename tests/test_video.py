@@ -23,6 +23,7 @@ from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
 from sdedit_img2img.nodes.denoise import SDEditDenoise, SDEditDenoiseCustom
 from sdedit_img2img.nodes.encode import SDEditEncode
+from sdedit_img2img.nodes.flowedit import SDEditFlowEdit
 from sdedit_img2img.nodes.sweep import GAP, SDEditStrengthSweep
 from sdedit_img2img.nodes.sweep_math import psnr, squared_and_absolute_error
 
@@ -181,6 +182,30 @@ if HOST_FREENOISE:  # defined, not skipped, where the host has FreeNoise (ComfyU
         noisy = SDEditAddNoise.execute(windowed(model, 9, 1, freenoise=True), latent, 0.5, SEED)[0]
         with pytest.raises(ValueError, match="windows of 3 latent frames .* windows of 2 latent frames"):
             denoised("denoise", shuffled, conds, noisy)
+
+
+    def flowedited(model, conds, latent, strength, sample_last):
+        noisy = SDEditAddNoise.execute(model, latent, strength, SEED)[0]
+        return SDEditFlowEdit.execute(model, conds[0], conds[0], conds[1], noisy, STEPS, 1.0, CFG, "normal",
+                                      "proportional", sample_last=sample_last)[0]["samples"]
+
+
+    def test_flowedit_draws_its_noise_as_freenoise_shuffles_it(wan):
+        """FlowEdit draws noise at every level where a sampler starts from one draw: FreeNoise shuffles each draw as
+        the host shuffles its sampler's. Where every level is ordinary sampling (sample_last covers them all) FlowEdit
+        is the host's SamplerCustomAdvanced with the target prompt, from its first draw: equal to it on the FreeNoise
+        model. Where the levels are FlowEdit's own, FreeNoise changes the edit (ignored, it would not)."""
+        model, vae, conds = wan
+        latent = SDEditEncode.execute(video(17), vae)[0]
+        shuffled, plain = windowed(model, 5, 1, freenoise=True), windowed(model, 5, 1)
+        strength = 0.7
+        ms = model.get_model_object("model_sampling")
+        sigmas = sm.sdedit_sigmas(ms, "normal", STEPS, strength, sm.start_sigma(ms, strength), "proportional", False)
+        host = host_custom_advanced(shuffled, conds, latent, sigmas, SEED, CFG, "euler")["samples"]
+        ours = flowedited(shuffled, conds, latent, strength, sample_last=STEPS)
+        assert float((ours - host).abs().max() / host.abs().max()) <= 1e-5
+        edits = [flowedited(m, conds, latent, strength, sample_last=0) for m in (shuffled, plain)]
+        assert float((edits[0] - edits[1]).abs().max()) > 1e-3, "FreeNoise changes FlowEdit's draws"
 
 
 # --- per-frame masks on the VAE's groups of frames -----------------------------------------------------------
