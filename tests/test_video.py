@@ -135,6 +135,12 @@ if HOST_WINDOWS:  # defined, not skipped, where the host has context windows (Co
 
 
 if HOST_FREENOISE:  # defined, not skipped, where the host has FreeNoise (ComfyUI 0.4.0 on)
+    def host_sigmas(model, strength):
+        """The sigmas Add Noise + Denoise run at `strength` (normal, proportional), for the host's sampler."""
+        ms = model.get_model_object("model_sampling")
+        return sm.sdedit_sigmas(ms, "normal", STEPS, strength, sm.start_sigma(ms, strength), "proportional", False)
+
+
     @pytest.mark.parametrize("strength", [0.4, 0.7])
     def test_freenoise_windows_match_the_hosts_sampler(wan, strength):
         """With FreeNoise on, the host's sampler starts from its noise shuffled along the frames: Add Noise given the
@@ -145,8 +151,7 @@ if HOST_FREENOISE:  # defined, not skipped, where the host has FreeNoise (ComfyU
         shuffled, plain = windowed(model, 5, 1, freenoise=True), windowed(model, 5, 1)
         noisy = SDEditAddNoise.execute(shuffled, latent, strength, SEED)[0]
         ours = denoised("denoise", shuffled, conds, noisy)[0]["samples"]
-        ms = model.get_model_object("model_sampling")
-        sigmas = sm.sdedit_sigmas(ms, "normal", STEPS, strength, sm.start_sigma(ms, strength), "proportional", False)
+        sigmas = host_sigmas(model, strength)
         host = host_custom_advanced(shuffled, conds, latent, sigmas, SEED, CFG, "euler")["samples"]
         assert float((ours - host).abs().max() / host.abs().max()) <= 1e-5
         unshuffled = denoised("denoise", plain, conds, SDEditAddNoise.execute(plain, latent, strength, SEED)[0])[0]
@@ -199,8 +204,7 @@ if HOST_FREENOISE:  # defined, not skipped, where the host has FreeNoise (ComfyU
         latent = SDEditEncode.execute(video(17), vae)[0]
         shuffled, plain = windowed(model, 5, 1, freenoise=True), windowed(model, 5, 1)
         strength = 0.7
-        ms = model.get_model_object("model_sampling")
-        sigmas = sm.sdedit_sigmas(ms, "normal", STEPS, strength, sm.start_sigma(ms, strength), "proportional", False)
+        sigmas = host_sigmas(model, strength)
         host = host_custom_advanced(shuffled, conds, latent, sigmas, SEED, CFG, "euler")["samples"]
         ours = flowedited(shuffled, conds, latent, strength, sample_last=STEPS)
         assert float((ours - host).abs().max() / host.abs().max()) <= 1e-5
