@@ -17,6 +17,12 @@ test checkpoint. Weights: std 1/sqrt(fan_in) for convolutions and linear layers,
     sd15_inpaint: an SD1.5 inpainting UNet (9 input channels: the latent, the mask, the masked image's latent),
          the cut-down SD1.5 UNet of harness/checkpoint.py (~107 M), detected by UNETLoader as SD15 with the
          host's inpainting concat channels; with the 4-channel SD VAE (the same file as sdxl's).
+    sd2v: an SD2.x v-prediction UNet (context 1024, linear proj_in; the host tells v from the spread of one norm
+         bias, set as a trained v model's) at two levels of five res blocks (~76 M), with the 4-channel SD VAE.
+    qwen_image: Qwen-Image (flow, shift 1.15); its 3072-wide blocks and 3584-wide text input are fixed by the host,
+         so one block (~0.38 G parameters); with the Wan 2.1 VAE (the wan family's file): 5-D latents of one frame.
+    z_image: Z-Image (ComfyUI 0.3.77 on; Lumina 2's NextDiT at dim 3840, flow with shift 3), one layer besides the
+         four fixed refiner layers (~0.9 G parameters), with the sd3 family's 16-channel VAE.
     sd15_controlnet: a ControlNet of that cut-down SD1.5 UNet (its encoder half and an RGB hint block), for the
          host's ControlNetLoader.
 """
@@ -80,15 +86,17 @@ def _save(sd: dict, path: pathlib.Path) -> pathlib.Path:
     return path
 
 
-def _ensure(unet_name: str, vae_name: str, config, vae_module, seeds, vae_skip=(), cache_dir=None):
-    """(diffusion model, VAE) files, each built once: the model from its host config, the VAE from `vae_module()`."""
+def _ensure(unet_name: str, vae_name: str, config, vae_module, seeds, vae_skip=(), cache_dir=None, adjust=None):
+    """(diffusion model, VAE) files, each built once: the model from its host config (its state dict passed through
+    `adjust` where given), the VAE from `vae_module()`."""
     folder = pathlib.Path(cache_dir or default_cache_dir())
     unet, vae = folder / unet_name, folder / vae_name
     _require_comfy()
     if not unet.is_file():
         config_class, unet_config = config()
         model = config_class(unet_config).get_model({}, device="meta")
-        _save(random_weights(model.diffusion_model, seeds[0]), unet)
+        sd = random_weights(model.diffusion_model, seeds[0])
+        _save(adjust(sd) if adjust else sd, unet)
     if not vae.is_file():
         with torch.device("meta"):
             module = vae_module()
@@ -195,3 +203,58 @@ def ensure_sd15_controlnet(cache_dir=None) -> pathlib.Path:
             module = ControlNet(**config, hint_channels=3, dtype=DTYPE, device="meta")
         _save(random_weights(module, CONTROLNET_SEED), path)
     return path
+
+
+SD2V_BIAS = "output_blocks.11.1.transformer_blocks.0.norm1.bias"  # SD20.model_type: std > 0.09 means v-prediction
+
+
+def sd2v_config():
+    import comfy.supported_models as sm
+
+    from .checkpoint import UNET_CONFIG
+    # SD20 matches context 1024 and linear proj_in; its model_type reads output block 11, so 2 levels x 5 res
+    # blocks (12 output blocks, whose depths the host pops from the end); attention only in input block 1 (where
+    # detection reads the context width), the middle block and output block 11 (~76 M parameters)
+    return sm.SD20, dict(UNET_CONFIG, context_dim=1024, use_linear_in_transformer=True, num_heads=-1,
+                         num_head_channels=64, channel_mult=[1, 1], num_res_blocks=[5, 5],
+                         transformer_depth=[1] + [0] * 9, transformer_depth_output=[1] + [0] * 11)
+
+
+def sd2v_bias(sd: dict) -> dict:
+    """The bias SD20.model_type reads, at the spread of a trained v-prediction model's."""
+    gen = torch.Generator().manual_seed(10)
+    return dict(sd, **{SD2V_BIAS: (torch.randn(sd[SD2V_BIAS].shape, generator=gen) * 0.2).to(DTYPE)})
+
+
+def ensure_sd2v(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
+    """(diffusion model, VAE) of a small SD2.x v-prediction UNet, built once; the VAE is the sdxl family's file."""
+    return _ensure("sd2v-tiny-random-v1.safetensors", VAE4_FILE, sd2v_config, vae4, (10, VAE4_SEED),
+                   cache_dir=cache_dir, adjust=sd2v_bias)
+
+
+def qwen_image_config():
+    import comfy.supported_models as sm
+    # inner dim 3072 (24 heads x 128) and text width 3584 are the host's defaults: one block (~0.4 G parameters)
+    return sm.QwenImage, dict(image_model="qwen_image", in_channels=64, num_layers=1)
+
+
+def ensure_qwen_image(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
+    """(diffusion model, VAE) of a small Qwen-Image, built once; its VAE is Wan 2.1's (the wan family's file)."""
+    from comfy.ldm.wan.vae import WanVAE
+    return _ensure("qwen-image-tiny-random-v1.safetensors", "wan21-vae-random-v2.safetensors", qwen_image_config,
+                   lambda: WanVAE(**WAN_VAE), (11, 4), cache_dir=cache_dir)
+
+
+def z_image_config():
+    import comfy.supported_models as sm
+    # what detection sets for dim 3840; the two noise and two context refiner layers are fixed (~0.9 G parameters)
+    return sm.ZImage, dict(image_model="lumina2", patch_size=2, in_channels=16, dim=3840, cap_feat_dim=2560,
+                           n_layers=1, qk_norm=True, n_heads=30, n_kv_heads=30, axes_dims=[32, 48, 48],
+                           axes_lens=[1536, 512, 512], rope_theta=256.0, ffn_dim_multiplier=8.0 / 3.0,
+                           z_image_modulation=True, time_scale=1000.0, pad_tokens_multiple=32)
+
+
+def ensure_z_image(cache_dir=None) -> tuple[pathlib.Path, pathlib.Path]:
+    """(diffusion model, VAE) of a small Z-Image (ComfyUI 0.3.77 on), built once; the VAE is the sd3 family's file."""
+    return _ensure("z-image-tiny-random-v1.safetensors", VAE16_FILE, z_image_config, vae16, (12, VAE16_SEED),
+                   vae_skip=VAE16_SKIP, cache_dir=cache_dir)

@@ -4,20 +4,26 @@ host's own loaders detect (harness/families.py), loaded with the host's UNETLoad
 SD3 (rectified flow, shift 3, 16-channel latents): the chain runs, parity with the host's
 SamplerCustomAdvanced, the ends of strength, a mask with a pixel-exact keep, and a grey map of one value that
 is the plain chain at that strength. Wan 2.1 text-to-video (5-D latents, flow, shift 8): N frames in, N out for
-any N, the keep exact in every frame, a per-frame mask, the ends of strength. SDXL (EPS, adm 2816), Flux.1 dev
-(flow with shift 1.15, guidance embedding, cfg 1) and an SD1.5 inpainting UNet (9 input channels, fed by the
-host's concat channels), one family at a time (a parametrized module fixture: the 0.55 G-parameter Flux is torn
-down before the next is loaded): the host detects the family, parity with SamplerCustomAdvanced, the ends
-of strength, a mask with a pixel-exact keep; for the inpainting model also the concat channels the host feeds
-it (the keep mask and the clean latent from SDEdit's own mask; the host's InpaintModelConditioning's
-`concat_latent_image`/`concat_mask`). Conditioning of each family's shape (SD3: context 4096 and pooled 2048;
-Wan: context 4096; SDXL: context 2048, pooled 1280 and the size keys; Flux: context 4096, pooled 768 and
-guidance; SD1.5: context 768) is made from seeded random tensors, so no big text encoder is needed.
+any N, the keep exact in every frame, a per-frame mask, the ends of strength.
+
+One family at a time (a parametrized module fixture: each big model is torn down before the next is loaded):
+SDXL (EPS, adm 2816), Flux.1 dev (flow with shift 1.15, guidance embedding, cfg 1), an SD1.5 inpainting UNet
+(9 input channels, fed by the host's concat channels), SD2.x v-prediction (told from the weights), Qwen-Image
+(flow on the Wan 2.1 VAE: a picture is a 5-D latent of one frame) and, from ComfyUI 0.3.77, Z-Image (flow,
+shift 3, cfg 1): the host detects the family, parity with SamplerCustomAdvanced, the ends of strength, a mask
+with a pixel-exact keep, FlowEdit; for the inpainting model also the concat channels the host feeds it (the
+keep mask and the clean latent from SDEdit's own mask; the host's InpaintModelConditioning's
+`concat_latent_image`/`concat_mask`).
+
+Conditioning of each family's shape (SD3: context 4096 and pooled 2048; Wan: context 4096; SDXL: context 2048,
+pooled 1280 and the size keys; Flux: context 4096, pooled 768 and guidance; SD1.5: context 768; SD2: 1024;
+Qwen-Image: 3584; Z-Image: 2560) is made from seeded random tensors, so no big text encoder is needed.
 """
 from typing import Callable, NamedTuple
 
 import comfy.model_sampling
 import comfy.samplers
+import comfy.supported_models
 import nodes as host_nodes
 import pytest
 import torch
@@ -174,7 +180,7 @@ def test_video_parity_with_the_hosts_sampler_custom_advanced(wan):
     assert float((ours["samples"] - host["samples"]).abs().max() / host["samples"].abs().max()) <= 1e-5
 
 
-# --- SDXL, Flux.1 and SD1.5 inpainting: one family at a time ------------------------------------------------
+# --- SDXL, Flux.1, SD1.5 inpainting, SD2-v, Qwen-Image, Z-Image: one family at a time -----------------------
 
 class Family(NamedTuple):
     files: Callable  # harness.families.ensure_*: (diffusion model, VAE), built once
@@ -184,7 +190,7 @@ class Family(NamedTuple):
     extra: dict  # further conditioning keys, as the family's own text encode node sets them
     model_class: str  # comfy.model_base class and comfy.supported_models class the host picks
     config_class: str
-    sampling: tuple  # what model_sampling is an instance of
+    sampling: tuple  # the classes model_sampling is an instance of (each of them)
     channels: int  # latent channels
     cfg: float
     samplers: tuple  # compared with SamplerCustomAdvanced (every host sampler: tests/test_editing.py, on SD1.5)
@@ -205,7 +211,18 @@ FAMILIES = {
                    (comfy.model_sampling.ModelSamplingFlux, comfy.model_sampling.CONST), 16, 1.0, ("euler",)),
     "sd15_inpaint": Family(families.ensure_sd15_inpaint, 4, 768, None, {}, "BaseModel", "SD15", EPS, 4, CFG,
                            ("euler", "euler_ancestral"), ("mask", "masked_image")),
+    # SD2.x 768-v: the host tells v-prediction from the weights (SD20.model_type)
+    "sd2v": Family(families.ensure_sd2v, 5, 1024, None, {}, "BaseModel", "SD20",
+                   (comfy.model_sampling.ModelSamplingDiscrete, comfy.model_sampling.V_PREDICTION), 4, CFG,
+                   ("euler", "dpmpp_2m")),
+    # Qwen-Image: flow (shift 1.15) on the Wan 2.1 VAE, so a picture is a 5-D latent of one frame; true cfg
+    "qwen_image": Family(families.ensure_qwen_image, 6, 3584, None, {}, "QwenImage", "QwenImage",
+                         (comfy.model_sampling.ModelSamplingFlux, comfy.model_sampling.CONST), 16, CFG, ("euler",)),
 }
+if hasattr(comfy.supported_models, "ZImage"):  # ComfyUI 0.3.77 on; Z-Image Turbo runs at cfg 1
+    FAMILIES["z_image"] = Family(families.ensure_z_image, 7, 2560, None, {}, "Lumina2", "ZImage",
+                                 (comfy.model_sampling.ModelSamplingDiscreteFlow, comfy.model_sampling.CONST), 16,
+                                 1.0, ("euler",))
 
 
 @pytest.fixture(scope="module", params=list(FAMILIES))
@@ -247,7 +264,7 @@ def test_the_host_loaders_detect_each_family(family):
     spec, model, vae, _ = family
     base = model.model
     assert type(base).__name__ == spec.model_class and type(base.model_config).__name__ == spec.config_class
-    assert isinstance(model.get_model_object("model_sampling"), spec.sampling)
+    assert all(isinstance(model.get_model_object("model_sampling"), kind) for kind in spec.sampling)
     assert vae.latent_channels == spec.channels == model.get_model_object("latent_format").latent_channels
     assert tuple(base.concat_keys) == spec.concat_keys
     with safe_open(str(spec.files()[0]), "pt") as f:  # every weight of the file in the model, and no other
@@ -257,6 +274,9 @@ def test_the_host_loaders_detect_each_family(family):
     if spec.model_class == "Flux":
         ms = model.get_model_object("model_sampling")
         assert ms.shift == pytest.approx(1.15) and base.diffusion_model.params.guidance_embed
+    if spec.config_class in ("QwenImage", "ZImage"):  # the shift each family's release sets
+        shift = {"QwenImage": 1.15, "ZImage": 3.0}[spec.config_class]
+        assert float(model.get_model_object("model_sampling").shift) == pytest.approx(shift)
     if spec.concat_keys:
         assert base.diffusion_model.input_blocks[0][0].weight.shape[1] == 9
 
