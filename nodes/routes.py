@@ -6,8 +6,9 @@ own rule (sdedit_math.step_plan, start_sigma) so the canvas never re-derives it 
 (`unet_name`, a file of the host's diffusion_models folder, as Load Diffusion Model (UNETLoader) reads it:
 Wan, Flux, SD3, ... shipped without their text encoders and VAE) and the file is a .safetensors whose
 header the host's own model detection recognises: only the header is read (keys, dtypes and shapes, never
-a weight), the host's model class is built on the meta device (no memory, no weights) and its
-model_sampling used. Anything else falls back to SD1.5's schedule, and the answer says so (`assumed`,
+a weight; of the few small tensors whose values the host's model config reads, such as the norm bias that tells
+SD2.x v-prediction, those values), the host's model class is built on the meta device (no memory, no weights)
+and its model_sampling used. Anything else falls back to SD1.5's schedule, and the answer says so (`assumed`,
 `reason`).
 """
 import json
@@ -18,6 +19,7 @@ import struct
 import comfy.model_sampling
 import comfy.utils
 import folder_paths
+import safetensors
 import torch
 from aiohttp import web
 
@@ -31,7 +33,7 @@ REFERENCE = "SD1.5"
 FAMILY_NAMES = {"SD15": "SD1.5", "SD20": "SD2.x", "SD21UnclipL": "SD2.x unCLIP", "SD21UnclipH": "SD2.x unCLIP",
                 "SD15_instructpix2pix": "SD1.5 InstructPix2Pix", "SDXL_instructpix2pix": "SDXL InstructPix2Pix",
                 "SDXLRefiner": "SDXL Refiner", "SD3": "SD3", "FluxSchnell": "Flux Schnell", "WAN21_T2V": "Wan 2.1",
-                "WAN21_I2V": "Wan 2.1", "QwenImage": "Qwen-Image"}
+                "WAN21_I2V": "Wan 2.1", "QwenImage": "Qwen-Image", "ZImage": "Z-Image", "Lumina2": "Lumina 2"}
 _DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
            "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2, "I64": torch.int64, "I32": torch.int32,
            "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
@@ -62,6 +64,30 @@ def read_header(path: str) -> tuple[dict, dict | None]:
     return {k: (v["dtype"], tuple(v["shape"])) for k, v in header.items()}, metadata
 
 
+SMALL_TENSOR = 4096  # elements
+
+
+class SmallValuesFromFile(dict):
+    """The header's tensors on the meta device, but a tensor of at most SMALL_TENSOR elements is read from the file
+    where the host's model config asks for its values: SD20.model_type tells v-prediction by the spread of one norm
+    bias, SDXL's reads its EDM sigmas. A weight of any size stays unread."""
+
+    def __init__(self, meta: dict, path: str, file_prefix: str):
+        super().__init__(meta)
+        self.path, self.file_prefix = path, file_prefix
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key)
+        if value.device.type == "meta" and value.numel() <= SMALL_TENSOR:
+            with safetensors.safe_open(self.path, "pt") as f:
+                value = f.get_tensor(self.file_prefix + key)
+            self[key] = value
+        return value
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
 def model_sampling_from_header(path: str, diffusion_model: bool = False):
     """(model_sampling, family name, native tile px) of the checkpoint at `path` (with `diffusion_model`: of
     the diffusion model file, as UNETLoader reads it), by the host's own detection on its header."""
@@ -70,16 +96,18 @@ def model_sampling_from_header(path: str, diffusion_model: bool = False):
     state_dict = {k: torch.empty(shape, dtype=_DTYPES.get(dtype, torch.float16), device="meta")
                   for k, (dtype, shape) in tensors.items()}
     prefix = comfy.model_detection.unet_prefix_from_state_dict(state_dict)
+    file_prefix = ""
     if diffusion_model:  # as comfy.sd.load_diffusion_model_state_dict: bare keys, or a checkpoint's, prefix dropped
         bare = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-        state_dict, prefix = bare or state_dict, ""
+        state_dict, prefix, file_prefix = (bare, "", prefix) if bare else (state_dict, "", "")
         config = comfy.model_detection.model_config_from_unet(state_dict, "")
     else:
         config = comfy.model_detection.model_config_from_unet(state_dict, prefix, metadata=metadata)
     if config is None:
         raise ValueError("the host's model detection does not recognise it"
                          + (" (diffusers-format files are not read)" if diffusion_model else ""))
-    model = config.get_model(state_dict, prefix, device="meta")  # the host's own class; its modules hold no memory
+    # the host's own class; its modules hold no memory
+    model = config.get_model(SmallValuesFromFile(state_dict, path, file_prefix), prefix, device="meta")
     name = type(config).__name__
     return model.model_sampling, FAMILY_NAMES.get(name, name), tiles.native_px(config, model.model_type)
 

@@ -8,8 +8,8 @@ any N, the keep exact in every frame, a per-frame mask, the ends of strength.
 
 One family at a time (a parametrized module fixture: each big model is torn down before the next is loaded):
 SDXL (EPS, adm 2816), Flux.1 dev (flow with shift 1.15, guidance embedding, cfg 1), an SD1.5 inpainting UNet
-(9 input channels, fed by the host's concat channels), SD2.x v-prediction (told from the weights), Qwen-Image
-(flow on the Wan 2.1 VAE: a picture is a 5-D latent of one frame) and, from ComfyUI 0.3.77, Z-Image (flow,
+(9 input channels, fed by the host's concat channels), SD2.x v-prediction (told from the weights), from ComfyUI 0.3.55
+Qwen-Image (flow on the Wan 2.1 VAE: a picture is a 5-D latent of one frame) and, from 0.3.77, Z-Image (flow,
 shift 3, cfg 1): the host detects the family, parity with SamplerCustomAdvanced, the ends of strength, a mask
 with a pixel-exact keep, FlowEdit; for the inpainting model also the concat channels the host feeds it (the
 keep mask and the clean latent from SDEdit's own mask; the host's InpaintModelConditioning's
@@ -31,6 +31,7 @@ from harness import families
 from safetensors import safe_open
 from helpers import host_custom_advanced, left_keep_mask, load_family, picture, video
 from sdedit_img2img.nodes import sdedit_math as sm
+from sdedit_img2img.nodes import routes, tiles
 from sdedit_img2img.nodes.add_noise import SDEditAddNoise
 from sdedit_img2img.nodes.decode import SDEditDecode
 from sdedit_img2img.nodes.denoise import SDEditDenoise
@@ -195,6 +196,7 @@ class Family(NamedTuple):
     cfg: float
     samplers: tuple  # compared with SamplerCustomAdvanced (every host sampler: tests/test_editing.py, on SD1.5)
     concat_keys: tuple = ()  # inpainting models: the extra input channels the host feeds
+    native_px: int = 1024  # the side the family was trained at: tile_size 0 tiles at it
 
 
 FAMILY_H, FAMILY_W, FAMILY_STEPS = 32, 64, 3  # a 4 x 8 latent; strength 0.7 runs 2 of the 3 steps, 1 runs 3
@@ -210,15 +212,27 @@ FAMILIES = {
     "flux": Family(families.ensure_flux, 3, 4096, 768, {"guidance": 3.5}, "Flux", "Flux",
                    (comfy.model_sampling.ModelSamplingFlux, comfy.model_sampling.CONST), 16, 1.0, ("euler",)),
     "sd15_inpaint": Family(families.ensure_sd15_inpaint, 4, 768, None, {}, "BaseModel", "SD15", EPS, 4, CFG,
-                           ("euler", "euler_ancestral"), ("mask", "masked_image")),
+                           ("euler", "euler_ancestral"), ("mask", "masked_image"), native_px=512),
     # SD2.x 768-v: the host tells v-prediction from the weights (SD20.model_type)
     "sd2v": Family(families.ensure_sd2v, 5, 1024, None, {}, "BaseModel", "SD20",
                    (comfy.model_sampling.ModelSamplingDiscrete, comfy.model_sampling.V_PREDICTION), 4, CFG,
-                   ("euler", "dpmpp_2m")),
-    # Qwen-Image: flow (shift 1.15) on the Wan 2.1 VAE, so a picture is a 5-D latent of one frame; true cfg
-    "qwen_image": Family(families.ensure_qwen_image, 6, 3584, None, {}, "QwenImage", "QwenImage",
-                         (comfy.model_sampling.ModelSamplingFlux, comfy.model_sampling.CONST), 16, CFG, ("euler",)),
+                   ("euler", "dpmpp_2m"), native_px=768),
 }
+
+
+def host_reads_qwen_image_blocks() -> bool:
+    """Whether the host's detection counts a Qwen-Image file's blocks (0.3.55 on). 0.3.50 builds all 60 whatever
+    the file holds, so a one-block test model cannot be loaded there (a real Qwen-Image, with its 60, can)."""
+    import comfy.model_detection
+    meta = {"txt_norm.weight": (3584,), "img_in.weight": (3072, 64), "transformer_blocks.0.img_mod.1.weight": (1,)}
+    config = comfy.model_detection.detect_unet_config({k: torch.empty(v, device="meta") for k, v in meta.items()}, "")
+    return (config or {}).get("num_layers") == 1
+
+
+if host_reads_qwen_image_blocks():  # flow (shift 1.15) on the Wan 2.1 VAE: a picture is a 5-D latent of one frame
+    FAMILIES["qwen_image"] = Family(families.ensure_qwen_image, 6, 3584, None, {}, "QwenImage", "QwenImage",
+                                    (comfy.model_sampling.ModelSamplingFlux, comfy.model_sampling.CONST), 16, CFG,
+                                    ("euler",))
 if hasattr(comfy.supported_models, "ZImage"):  # ComfyUI 0.3.77 on; Z-Image Turbo runs at cfg 1
     FAMILIES["z_image"] = Family(families.ensure_z_image, 7, 2560, None, {}, "Lumina2", "ZImage",
                                  (comfy.model_sampling.ModelSamplingDiscreteFlow, comfy.model_sampling.CONST), 16,
@@ -267,6 +281,7 @@ def test_the_host_loaders_detect_each_family(family):
     assert all(isinstance(model.get_model_object("model_sampling"), kind) for kind in spec.sampling)
     assert vae.latent_channels == spec.channels == model.get_model_object("latent_format").latent_channels
     assert tuple(base.concat_keys) == spec.concat_keys
+    assert tiles.native_tile_px(model) == spec.native_px
     with safe_open(str(spec.files()[0]), "pt") as f:  # every weight of the file in the model, and no other
         assert set(f.keys()) == set(base.diffusion_model.state_dict())
     if spec.model_class == "SDXL":
@@ -279,6 +294,40 @@ def test_the_host_loaders_detect_each_family(family):
         assert float(model.get_model_object("model_sampling").shift) == pytest.approx(shift)
     if spec.concat_keys:
         assert base.diffusion_model.input_blocks[0][0].weight.shape[1] == 9
+
+
+# by the host's model config: the name the canvas's step line quotes
+STEP_LINE_NAMES = {"SDXL": "SDXL", "Flux": "Flux", "SD15": "SD1.5", "SD20": "SD2.x", "QwenImage": "Qwen-Image",
+                   "ZImage": "Z-Image"}
+
+
+def test_the_step_plan_reads_each_familys_file_as_the_host_loads_it(family):
+    """The canvas's step line for a graph that loads the family with UNETLoader (GET /sdedit/step_plan with
+    `unet_name`): σ on the family's own schedule, not SD1.5's assumed one, and tile_size 0 at the family's
+    native side (SD2.x: 768 where the host reads v-prediction from the file)."""
+    spec, model, _, _ = family
+    unet = spec.files()[0].name
+    tiling = {"tile_size": 0, "tile_overlap": 128, "tile_batch": 0, "width": 2048, "height": 2048}
+    plan = routes.answer(0.6, 20, "proportional", unet_name=unet, tiling=tiling)
+    assert not plan["assumed"] and unet in plan["reason"], plan
+    assert plan["schedule"] == STEP_LINE_NAMES[spec.config_class]
+    assert plan["sigma"] == pytest.approx(sm.start_sigma(model.get_model_object("model_sampling"), 0.6), abs=1e-9)
+    assert plan["tiles"]["tile_px"] == spec.native_px
+
+
+@pytest.mark.parametrize("family", ["sd2v"], indirect=True)
+def test_the_step_plan_reads_an_sd2_v_checkpoint_as_v_prediction(family, tmp_path):
+    """The same UNet in a checkpoint's layout (`model.diffusion_model.` keys), picked in Load Checkpoint: the host
+    tells v-prediction by one bias's values, which the route reads (and no weight): tiles at 768."""
+    import folder_paths
+    from safetensors.torch import load_file, save_file
+    spec = family[0]
+    weights = load_file(str(spec.files()[0]))
+    save_file({f"model.diffusion_model.{k}": v for k, v in weights.items()}, str(tmp_path / "sd2v-ckpt.safetensors"))
+    folder_paths.add_model_folder_path("checkpoints", str(tmp_path))
+    tiling = {"tile_size": 0, "tile_overlap": 128, "tile_batch": 0, "width": 2048, "height": 2048}
+    plan = routes.answer(0.6, 20, "proportional", ckpt_name="sd2v-ckpt.safetensors", tiling=tiling)
+    assert (plan["schedule"], plan["assumed"], plan["tiles"]["tile_px"]) == ("SD2.x", False, 768), plan
 
 
 def test_each_family_matches_the_hosts_sampler_custom_advanced(family):
