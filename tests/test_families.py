@@ -330,6 +330,25 @@ def test_the_step_plan_reads_an_sd2_v_checkpoint_as_v_prediction(family, tmp_pat
     assert (plan["schedule"], plan["assumed"], plan["tiles"]["tile_px"]) == ("SD2.x", False, 768), plan
 
 
+@pytest.mark.parametrize("family", ["sdxl"], indirect=True)
+def test_the_step_plan_reads_an_edm_v_prediction_sdxls_own_sigmas(family, tmp_path):
+    """An SDXL file with `edm_vpred.sigma_max`/`sigma_min` (CosXL-style): the host reads those values and samples
+    on that EDM schedule; the step line quotes σ on it, as the host loads the file."""
+    import folder_paths
+    from safetensors.torch import load_file, save_file
+    weights = load_file(str(family[0].files()[0]))
+    weights.update({"edm_vpred.sigma_max": torch.tensor(120.0), "edm_vpred.sigma_min": torch.tensor(0.002)})
+    save_file(weights, str(tmp_path / "sdxl-edm-v.safetensors"))
+    folder_paths.add_model_folder_path("diffusion_models", str(tmp_path))
+    ms = host_nodes.UNETLoader().load_unet("sdxl-edm-v.safetensors", "default")[0].get_model_object("model_sampling")
+    assert isinstance(ms, comfy.model_sampling.V_PREDICTION) and float(ms.sigma_max) == pytest.approx(120.0)
+    plan = routes.answer(0.6, 20, "proportional", unet_name="sdxl-edm-v.safetensors")
+    assert (plan["schedule"], plan["assumed"]) == ("SDXL", False), plan
+    assert plan["sigma"] == pytest.approx(sm.start_sigma(ms, 0.6), rel=1e-6), plan
+    eps = sm.start_sigma(family[1].get_model_object("model_sampling"), 0.6)  # the plain SDXL file's
+    assert abs(plan["sigma"] - eps) > 0.1, (plan["sigma"], eps)
+
+
 def test_each_family_matches_the_hosts_sampler_custom_advanced(family):
     spec, model, vae, conds = family
     latent = SDEditEncode.execute(family_picture(1), vae)[0]
