@@ -5,10 +5,10 @@ own rule (sdedit_math.step_plan, start_sigma) so the canvas never re-derives it 
 (`ckpt_name`, a file of the host's checkpoints folder, as Load Checkpoint reads it) or its diffusion model
 (`unet_name`, a file of the host's diffusion_models folder, as Load Diffusion Model (UNETLoader) reads it:
 Wan, Flux, SD3, ... shipped without their text encoders and VAE) and the file is a .safetensors whose
-header the host's own model detection recognises: only the header is read (keys, dtypes and shapes, never
-a weight; of the few small tensors whose values the host's model config reads, such as the norm bias that tells
-SD2.x v-prediction, those values), the host's model class is built on the meta device (no memory, no weights)
-and its model_sampling used. Anything else falls back to SD1.5's schedule, and the answer says so (`assumed`,
+header the host's own model detection recognises: only the header is read (keys, dtypes and shapes; of the
+values, only the few small ones the host's model config reads, such as the norm bias that tells SD2.x
+v-prediction), the host's model class is built on the meta device (no memory, no weights) and its
+model_sampling used. Anything else falls back to SD1.5's schedule, and the answer says so (`assumed`,
 `reason`).
 """
 import json
@@ -64,7 +64,7 @@ def read_header(path: str) -> tuple[dict, dict | None]:
     return {k: (v["dtype"], tuple(v["shape"])) for k, v in header.items()}, metadata
 
 
-SMALL_TENSOR = 4096  # elements
+SMALL_TENSOR = 4096  # elements: SD2.x's bias has 320 to 1280, the EDM sigmas 1
 
 
 class SmallValuesFromFile(dict):
