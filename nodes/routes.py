@@ -64,7 +64,7 @@ def read_header(path: str) -> tuple[dict, dict | None]:
     return {k: (v["dtype"], tuple(v["shape"])) for k, v in header.items()}, metadata
 
 
-SMALL_TENSOR = 4096  # elements: SD2.x's bias has 320 to 1280, the EDM sigmas 1
+SMALL_TENSOR = 4096  # elements: the SD2.x bias has 320, the EDM sigmas 1
 
 
 class SmallValuesFromFile(dict):
