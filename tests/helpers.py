@@ -127,8 +127,9 @@ def pack_folder(python_module: str) -> str:
 
 def load_family(files, seed, pooled=None, context=4096, extra=None):
     """(model, vae, conds) from the (diffusion model, VAE) files, through the host's own loaders; conds: context
-    [1, 8, `context`] and, where the family has one, a pooled vector of `pooled` values, seeded, plus the
-    `extra` keys (SDXL's sizes, Flux's guidance)."""
+    [1, 8, `context`] and a pooled vector of `pooled` values (None where the family has none, as the host's
+    CLIPTextEncode gives it: 0.4.0 and 0.5.1 read the key for Z-Image), seeded, plus the `extra` keys (SDXL's
+    sizes, Flux's guidance)."""
     unet, vae = files
     for kind, path in (("diffusion_models", unet), ("vae", vae)):
         folder_paths.add_model_folder_path(kind, str(path.parent))
@@ -138,7 +139,7 @@ def load_family(files, seed, pooled=None, context=4096, extra=None):
 
     def cond():
         tokens = torch.randn(1, 8, context, generator=g)
-        options = {} if pooled is None else {"pooled_output": torch.randn(1, pooled, generator=g)}
+        options = {"pooled_output": None if pooled is None else torch.randn(1, pooled, generator=g)}
         return [[tokens, {**options, **(extra or {})}]]
     return model, vae_model, (cond(), cond())
 

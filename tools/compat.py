@@ -217,7 +217,10 @@ def write_table(out: pathlib.Path, rows: dict, started: datetime.datetime, famil
         lines += ["", FAMILIES_TITLE, "",
                   f"{', '.join(f'`{f}`' for f in FAMILY_SUITE)} on each release: small random-weight models of each "
                   "family in the file layouts the host's own loaders detect (harness/families.py), through the "
-                  "four nodes (the chain, parity with the host's sampler, the ends of strength, a mask's keep).",
+                  "four nodes (the chain, parity with the host's sampler, the ends of strength, a mask's keep), "
+                  "FlowEdit and the step line. `not run` where the release ran no test of that family: "
+                  "tests/test_families.py defines a family only where the host can load its test model "
+                  "(Qwen-Image's one-block model from 0.3.55, Z-Image from 0.3.77).",
                   "", "| ComfyUI | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
         for version in sorted(by_release, key=version_key):
             lines.append(f"| {version} | " + " | ".join(by_release[version].get(n, "not run") for n in names) + " |")
