@@ -55,33 +55,26 @@ def test_the_canvas_colours_are_the_readme_figures():
         assert rgb == make_example_assets.STEP_COLOURS[step][0], (node_id, step)
 
 
-def compat_tables() -> list[dict[str, list[str]]]:
-    """docs/compat.md's tables (the release matrix, then the model families) as {release: [cell, ...]}."""
-    tables = []
-    for block in re.split(r"\n\s*\n", (REPO / "docs" / "compat.md").read_text()):
-        rows = [line for line in block.splitlines() if re.match(r"\| \d+\.\d+\.\d+ \|", line)]
-        if rows:
-            tables.append({row.split("|")[1].strip(): [c.strip() for c in row.split("|")[2:-1]] for row in rows})
-    return tables
-
-
 def test_the_readmes_tested_releases_are_those_that_passed_in_the_compat_tables():
     """README's "pass on each of ..." names exactly the releases whose node-level and server suites and every
-    family passed in docs/compat.md. A family may be "not run" only on the releases before it was first run (the
-    host lacks it there), so a family that stopped being run cannot hide behind the claim."""
+    family passed in docs/compat.md (read by tools/compat.py, which writes it). A family may be "not run" only on
+    the releases before it was first run (the host lacks it there), so a family that stopped being run cannot hide
+    behind the claim."""
+    from tools.compat import read_families, read_rows, version_key
     readme = (REPO / "README.md").read_text()
     claim = re.search(r"pass on each of (.*?)\(`requires-comfyui = \">=(\d+\.\d+\.\d+)\"`", readme, re.S)
     assert claim, "README's Install section no longer states the tested releases as this test reads them"
     named = re.findall(r"\b\d+\.\d+\.\d+\b", claim[1])
-    releases, families = compat_tables()
-    key = lambda v: tuple(map(int, v.split(".")))  # noqa: E731
-    ordered = sorted(families, key=key)
-    for column in range(len(families[ordered[0]])):
-        cells = [families[v][column] for v in ordered]
+    table = REPO / "docs" / "compat.md"
+    releases, (names, families) = read_rows(table), read_families(table)
+    ordered = sorted(families, key=version_key)
+    for name in names:
+        cells = [families[v][name] for v in ordered]
         ran = [c != "not run" for c in cells]
-        assert any(ran) and ran == sorted(ran), f"family column {column}: not run after it ran: {cells}"
-    passed = {v for v, cells in releases.items() if all(c.startswith("passed") for c in cells[:2])
-              and v in families and all(c.startswith("passed") or c == "not run" for c in families[v])}
+        assert any(ran) and ran == sorted(ran), f"family {name}: not run after it ran: {cells}"
+    passed = {v for v, row in releases.items()
+              if all(row[suite].startswith("passed") for suite in ("node", "server"))
+              and v in families and all(c.startswith("passed") or c == "not run" for c in families[v].values())}
     assert set(named) == passed and len(named) == len(passed)
-    assert claim[2] == min(named, key=key) == re.search(r'requires-comfyui = ">=([\d.]+)"',
-                                                         (REPO / "pyproject.toml").read_text())[1]
+    assert claim[2] == min(named, key=version_key) == re.search(r'requires-comfyui = ">=([\d.]+)"',
+                                                                (REPO / "pyproject.toml").read_text())[1]

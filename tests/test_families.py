@@ -24,11 +24,13 @@ from typing import Callable, NamedTuple
 import comfy.model_sampling
 import comfy.samplers
 import comfy.supported_models
+import folder_paths
 import nodes as host_nodes
 import pytest
 import torch
 from harness import families
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from helpers import host_custom_advanced, left_keep_mask, load_family, picture, video
 from sdedit_img2img.nodes import sdedit_math as sm
 from sdedit_img2img.nodes import routes, tiles
@@ -304,14 +306,23 @@ STEP_LINE_NAMES = {"SDXL": "SDXL", "Flux": "Flux", "SD15": "SD1.5", "SD20": "SD2
                    "ZImage": "Z-Image"}
 
 
+TILED_2048 = {"tile_size": 0, "tile_overlap": 128, "tile_batch": 0, "width": 2048, "height": 2048}  # the model's tiles
+
+
+def rewritten(spec, tmp_path, folder, name, edit) -> str:
+    """`name`: the family's diffusion model file with its weights passed through `edit`, in the host's `folder`."""
+    save_file(edit(load_file(str(spec.files()[0]))), str(tmp_path / name))
+    folder_paths.add_model_folder_path(folder, str(tmp_path))
+    return name
+
+
 def test_the_step_plan_reads_each_familys_file_as_the_host_loads_it(family):
     """The canvas's step line for a graph that loads the family with UNETLoader (GET /sdedit/step_plan with
     `unet_name`): σ on the family's own schedule, not SD1.5's assumed one, and tile_size 0 at the family's
     native side (SD2.x: 768 where the host reads v-prediction from the file)."""
     spec, model, _, _ = family
     unet = spec.files()[0].name
-    tiling = {"tile_size": 0, "tile_overlap": 128, "tile_batch": 0, "width": 2048, "height": 2048}
-    plan = routes.answer(0.6, 20, "proportional", unet_name=unet, tiling=tiling)
+    plan = routes.answer(0.6, 20, "proportional", unet_name=unet, tiling=TILED_2048)
     assert not plan["assumed"] and unet in plan["reason"], plan
     assert plan["schedule"] == STEP_LINE_NAMES[spec.config_class]
     assert plan["sigma"] == pytest.approx(sm.start_sigma(model.get_model_object("model_sampling"), 0.6), abs=1e-9)
@@ -322,14 +333,9 @@ def test_the_step_plan_reads_each_familys_file_as_the_host_loads_it(family):
 def test_the_step_plan_reads_an_sd2_v_checkpoint_as_v_prediction(family, tmp_path):
     """The same UNet in a checkpoint's layout (`model.diffusion_model.` keys), picked in Load Checkpoint: the host
     tells v-prediction by one bias's values, which the route reads (and no weight): tiles at 768."""
-    import folder_paths
-    from safetensors.torch import load_file, save_file
-    spec = family[0]
-    weights = load_file(str(spec.files()[0]))
-    save_file({f"model.diffusion_model.{k}": v for k, v in weights.items()}, str(tmp_path / "sd2v-ckpt.safetensors"))
-    folder_paths.add_model_folder_path("checkpoints", str(tmp_path))
-    tiling = {"tile_size": 0, "tile_overlap": 128, "tile_batch": 0, "width": 2048, "height": 2048}
-    plan = routes.answer(0.6, 20, "proportional", ckpt_name="sd2v-ckpt.safetensors", tiling=tiling)
+    ckpt = rewritten(family[0], tmp_path, "checkpoints", "sd2v-ckpt.safetensors",
+                     lambda weights: {f"model.diffusion_model.{k}": v for k, v in weights.items()})
+    plan = routes.answer(0.6, 20, "proportional", ckpt_name=ckpt, tiling=TILED_2048)
     assert (plan["schedule"], plan["assumed"], plan["tiles"]["tile_px"]) == ("SD2.x", False, 768), plan
 
 
@@ -337,15 +343,11 @@ def test_the_step_plan_reads_an_sd2_v_checkpoint_as_v_prediction(family, tmp_pat
 def test_the_step_plan_reads_an_edm_v_prediction_sdxls_own_sigmas(family, tmp_path):
     """An SDXL file with `edm_vpred.sigma_max`/`sigma_min` (CosXL-style): the host reads those values and samples
     on that EDM schedule; the step line quotes σ on it, as the host loads the file."""
-    import folder_paths
-    from safetensors.torch import load_file, save_file
-    weights = load_file(str(family[0].files()[0]))
-    weights.update({"edm_vpred.sigma_max": torch.tensor(120.0), "edm_vpred.sigma_min": torch.tensor(0.002)})
-    save_file(weights, str(tmp_path / "sdxl-edm-v.safetensors"))
-    folder_paths.add_model_folder_path("diffusion_models", str(tmp_path))
-    ms = host_nodes.UNETLoader().load_unet("sdxl-edm-v.safetensors", "default")[0].get_model_object("model_sampling")
+    unet = rewritten(family[0], tmp_path, "diffusion_models", "sdxl-edm-v.safetensors", lambda weights: dict(
+        weights, **{"edm_vpred.sigma_max": torch.tensor(120.0), "edm_vpred.sigma_min": torch.tensor(0.002)}))
+    ms = host_nodes.UNETLoader().load_unet(unet, "default")[0].get_model_object("model_sampling")
     assert isinstance(ms, comfy.model_sampling.V_PREDICTION) and float(ms.sigma_max) == pytest.approx(120.0)
-    plan = routes.answer(0.6, 20, "proportional", unet_name="sdxl-edm-v.safetensors")
+    plan = routes.answer(0.6, 20, "proportional", unet_name=unet)
     assert (plan["schedule"], plan["assumed"]) == ("SDXL", False), plan
     assert plan["sigma"] == pytest.approx(sm.start_sigma(ms, 0.6), rel=1e-6), plan
     eps = sm.start_sigma(family[1].get_model_object("model_sampling"), 0.6)  # the plain SDXL file's
