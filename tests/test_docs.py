@@ -57,9 +57,9 @@ def test_the_canvas_colours_are_the_readme_figures():
 
 def test_the_readmes_tested_releases_are_those_that_passed_in_the_compat_tables():
     """README's "pass on each of ..." names exactly the releases whose node-level and server suites and every
-    family passed in docs/compat.md (read by tools/compat.py, which writes it). A family may be "not run" only on
-    the releases before it was first run (the host lacks it there), so a family that stopped being run cannot hide
-    behind the claim."""
+    family passed in docs/compat.md (read by tools/compat.py, which writes it), and its count of in-process tests
+    is the table's range. A family may be "not run" only on the releases before it was first run (the host lacks
+    it there), so a family that stopped being run cannot hide behind the claim."""
     from tools.compat import read_families, read_rows, version_key
     readme = (REPO / "README.md").read_text()
     claim = re.search(r"pass on each of (.*?)\(`requires-comfyui = \">=(\d+\.\d+\.\d+)\"`", readme, re.S)
@@ -76,5 +76,9 @@ def test_the_readmes_tested_releases_are_those_that_passed_in_the_compat_tables(
               if all(row[suite].startswith("passed") for suite in ("node", "server"))
               and v in families and all(c.startswith("passed") or c == "not run" for c in families[v].values())}
     assert set(named) == passed and len(named) == len(passed)
+    # "every in-process test (A to B, ...)": the fewest and the most node-level tests of those releases
+    counts = sorted(int(re.search(r"(\d+) tests", releases[v]["node"])[1]) for v in named)
+    told = re.search(r"every in-process test \((\d+) to (\d+),", readme)
+    assert told and (int(told[1]), int(told[2])) == (counts[0], counts[-1]), (told and told.group(0), counts)
     assert claim[2] == min(named, key=version_key) == re.search(r'requires-comfyui = ">=([\d.]+)"',
                                                                 (REPO / "pyproject.toml").read_text())[1]
